@@ -1,9 +1,14 @@
 "Command-line checks that notebooks test badly: the installed console script in a fresh process."
-import json, subprocess, sys
+import json, shutil, subprocess, sys
+from pathlib import Path
 import leech_explorer
 
+# the console script installed next to this interpreter (the venv need not be activated)
+SCRIPT = Path(sys.executable).parent / 'leech-explorer'
+if not SCRIPT.exists(): SCRIPT = Path(shutil.which('leech-explorer') or 'leech-explorer')
+
 def run(*args):
-    return subprocess.run(['leech-explorer', *args], capture_output=True, text=True)
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True)
 
 def test_help():
     r = run('--help')
