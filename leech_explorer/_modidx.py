@@ -171,6 +171,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'leech_explorer/quantizer.py'),
                                           'leech_explorer.quantizer.check_latents': ( 'quantizer.html#check_latents',
                                                                                       'leech_explorer/quantizer.py'),
+                                          'leech_explorer.quantizer.default_chunk_size': ( 'quantizer.html#default_chunk_size',
+                                                                                           'leech_explorer/quantizer.py'),
                                           'leech_explorer.quantizer.format_benchmark': ( 'quantizer.html#format_benchmark',
                                                                                          'leech_explorer/quantizer.py'),
                                           'leech_explorer.quantizer.nearest_code': ( 'quantizer.html#nearest_code',
