@@ -193,4 +193,10 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                           'leech_explorer.quantizer.shell_subset': ( 'quantizer.html#shell_subset',
                                                                                      'leech_explorer/quantizer.py'),
                                           'leech_explorer.quantizer.unit_codebook': ( 'quantizer.html#unit_codebook',
-                                                                                      'leech_explorer/quantizer.py')}}}
+                                                                                      'leech_explorer/quantizer.py')},
+            'leech_explorer.triton_search': { 'leech_explorer.triton_search._triton_tables': ( 'triton.html#_triton_tables',
+                                                                                               'leech_explorer/triton_search.py'),
+                                              'leech_explorer.triton_search.nearest_shell_index_triton': ( 'triton.html#nearest_shell_index_triton',
+                                                                                                           'leech_explorer/triton_search.py'),
+                                              'leech_explorer.triton_search.triton_available': ( 'triton.html#triton_available',
+                                                                                                 'leech_explorer/triton_search.py')}}}
