@@ -13,7 +13,8 @@ Prints a summary and writes device_check.json into --out.
 import argparse, json, math, sys, time
 import torch
 from leech_explorer.leech import leech_shell, SHELL_SIZE
-from leech_explorer.quantizer import nearest_shell_index, unit_codebook, benchmark, format_benchmark
+from leech_explorer.quantizer import nearest_shell_index, unit_codebook
+from leech_explorer.bench import benchmark, format_benchmark
 
 def sync():
     "Wait for the GPU (no-op on CPU)."
