@@ -41,6 +41,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'leech_explorer/baselines.py')},
             'leech_explorer.bench': { 'leech_explorer.bench._bench_one': ('bench.html#_bench_one', 'leech_explorer/bench.py'),
                                       'leech_explorer.bench._bench_subprocess': ('bench.html#_bench_subprocess', 'leech_explorer/bench.py'),
+                                      'leech_explorer.bench._peak_rss': ('bench.html#_peak_rss', 'leech_explorer/bench.py'),
                                       'leech_explorer.bench.benchmark': ('bench.html#benchmark', 'leech_explorer/bench.py'),
                                       'leech_explorer.bench.format_benchmark': ('bench.html#format_benchmark', 'leech_explorer/bench.py')},
             'leech_explorer.cli': { 'leech_explorer.cli._bench': ('cli.html#_bench', 'leech_explorer/cli.py'),
