@@ -141,6 +141,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'leech_explorer/quantizer.py'),
                                           'leech_explorer.quantizer.LeechQuantizer.__init__': ( 'quantizer.html#leechquantizer.__init__',
                                                                                                 'leech_explorer/quantizer.py'),
+                                          'leech_explorer.quantizer.LeechQuantizer._lookup': ( 'quantizer.html#leechquantizer._lookup',
+                                                                                               'leech_explorer/quantizer.py'),
                                           'leech_explorer.quantizer.LeechQuantizer._search': ( 'quantizer.html#leechquantizer._search',
                                                                                                'leech_explorer/quantizer.py'),
                                           'leech_explorer.quantizer.LeechQuantizer.codebook': ( 'quantizer.html#leechquantizer.codebook',
