@@ -21,7 +21,7 @@ except ImportError:  # numba is a dependency, but the torch path works without i
     numba, prange = None, range
 
 # %% auto #0
-__all__ = ['QuantizerOutput', 'METHODS', 'check_latents', 'check_indices', 'nearest_code', 'CodeUsage', 'unit_codebook',
+__all__ = ['QuantizerOutput', 'LANES', 'METHODS', 'check_latents', 'check_indices', 'nearest_code', 'CodeUsage', 'unit_codebook',
            'octad_tetrads', 'nearest_shell_index', 'default_chunk_size', 'score_gap', 'LeechQuantizer', 'shell_subset']
 
 # %% ../nbs/03_quantizer.ipynb #1fd847a0
@@ -139,121 +139,157 @@ def octad_tetrads() -> tuple[np.ndarray, np.ndarray]:
 
 # %% ../nbs/03_quantizer.ipynb #d00d8a7c
 _CACHE = '__file__' in globals()        # cache compiled code on disk when running from the installed module
-_jit = numba.njit(cache=_CACHE, boundscheck=False) if numba is not None else (lambda f: f)
+_jit = numba.njit(cache=_CACHE, boundscheck=False, error_model='numpy') if numba is not None else (lambda f: f)
+LANES = 128                             # input vectors per block; every step loops over them innermost (SIMD)
 
 @_jit
-def _best_a(a):
-    "Shape A: the two largest |z_i| (positions i1 != i2) and the score 4 (a_i1 + a_i2)."
-    i1, i2 = (1, 0) if a[1] > a[0] else (0, 1)
+def _load(z, n0, x, a, sg):
+    "Block z[n0 : n0 + LANES] into lanes: x (24, LANES), |x| and sign bits (1.0 = negative); rows past the end repeat z[n0]."
+    N = z.shape[0]
+    for l in range(LANES):
+        n = n0 + l if n0 + l < N else n0
+        for i in range(24):
+            v = z[n, i]; x[i, l] = v; a[i, l] = abs(v); sg[i, l] = 1.0 if v < 0 else 0.0
+
+@_jit
+def _best_a(a, i1, i2, sA):
+    "Shape A, per lane: the two largest |z_i| (positions i1 != i2) and the score 4 (a_i1 + a_i2)."
+    a1, a2 = np.empty(LANES), np.empty(LANES)
+    for l in range(LANES):
+        first = a[1, l] > a[0, l]
+        i1[l] = 1 if first else 0; i2[l] = 0 if first else 1
+        a1[l] = max(a[0, l], a[1, l]); a2[l] = min(a[0, l], a[1, l])
     for i in range(2, 24):
-        if a[i] > a[i1]: i2 = i1; i1 = i
-        elif a[i] > a[i2]: i2 = i
-    return i1, i2, 4.0 * (a[i1] + a[i2])
+        ai = a[i]
+        for l in range(LANES):
+            if ai[l] > a1[l]: a2[l] = a1[l]; i2[l] = i1[l]; a1[l] = ai[l]; i1[l] = i
+            elif ai[l] > a2[l]: a2[l] = ai[l]; i2[l] = i
+    for l in range(LANES): sA[l] = 4.0 * (a1[l] + a2[l])
 
 @_jit
-def _best_b(a, sg, Q, P, qs, qm, qp):
-    "Shape B: the best octad, whether its sign parity is odd, and the score 2 (sum - 2 min [odd]), via tetrads."
-    for u in range(Q.shape[0]):                                  # sum, min and sign parity of each tetrad
-        i, j, k, l = Q[u, 0], Q[u, 1], Q[u, 2], Q[u, 3]
-        qs[u] = (a[i] + a[j]) + (a[k] + a[l]); qm[u] = min(min(a[i], a[j]), min(a[k], a[l])); qp[u] = sg[i] ^ sg[j] ^ sg[k] ^ sg[l]
-    best, bo, bpar = -1.0, 0, 0
-    for o in range(759):                                         # octad = two tetrads
-        u, v = P[o, 0], P[o, 1]
-        par = qp[u] ^ qp[v]
-        sc = 2.0 * (qs[u] + qs[v] - 2.0 * min(qm[u], qm[v]) * par)
-        if sc > best: best = sc; bo = o; bpar = par
-    return bo, bpar, best
+def _best_b(a, sg, Q, P, qs, qm, qp, sB, bo, bpar):
+    "Shape B, per lane: best octad, whether its sign parity is odd, score 2 (sum - 2 min [odd]); via tetrads."
+    for u in range(Q.shape[0]):                          # sum, min and sign parity of each tetrad
+        ai, aj, ak, am = a[Q[u, 0]], a[Q[u, 1]], a[Q[u, 2]], a[Q[u, 3]]
+        si, sj, sk, sm = sg[Q[u, 0]], sg[Q[u, 1]], sg[Q[u, 2]], sg[Q[u, 3]]
+        qsu, qmu, qpu = qs[u], qm[u], qp[u]
+        for l in range(LANES):
+            qsu[l] = (ai[l] + aj[l]) + (ak[l] + am[l])
+            qmu[l] = min(min(ai[l], aj[l]), min(ak[l], am[l]))
+            qpu[l] = abs(abs(si[l] - sj[l]) - abs(sk[l] - sm[l]))        # XOR of four 0/1 floats
+    for l in range(LANES): sB[l] = -1.0; bo[l] = 0; bpar[l] = 0.0
+    for o in range(759):                                 # octad = two tetrads
+        su, sv, mu, mv, pu, pv = qs[P[o, 0]], qs[P[o, 1]], qm[P[o, 0]], qm[P[o, 1]], qp[P[o, 0]], qp[P[o, 1]]
+        for l in range(LANES):
+            odd = abs(pu[l] - pv[l])
+            sc = 2.0 * (su[l] + sv[l] - 2.0 * min(mu[l], mv[l]) * odd)
+            if sc > sB[l]: sB[l] = sc; bo[l] = o; bpar[l] = odd
 
 @_jit
-def _column_tables(x, cell, beta, t, vmin, vmax, rmin, rmax):
-    "For each MOG column k and class c: t = correlation with the top-bit-0 column, and min/max of beta_r z_r with rows."
+def _column_tables(x, cell, beta, t, wp, wm):
+    "For each MOG column k and class c, per lane: t (correlation with the top-bit-0 column), w+ = t - 4 min_r, w- = 4 max_r - t."
     for k in range(6):
+        x0, x1, x2, x3 = x[cell[k, 0]], x[cell[k, 1]], x[cell[k, 2]], x[cell[k, 3]]
         for c in range(8):
-            s, lo, hi, rlo, rhi = 0.0, np.inf, -np.inf, 0, 0
-            for r in range(4):
-                v = beta[c, r] * x[cell[k, r]]; s += v
-                if v < lo: lo = v; rlo = r
-                if v > hi: hi = v; rhi = r
-            t[k, c] = s; vmin[k, c] = lo; vmax[k, c] = hi; rmin[k, c] = rlo; rmax[k, c] = rhi
+            b0, b1, b2, b3 = beta[c, 0], beta[c, 1], beta[c, 2], beta[c, 3]
+            tk, wpk, wmk = t[k, c], wp[k, c], wm[k, c]
+            for l in range(LANES):
+                v0, v1, v2, v3 = b0 * x0[l], b1 * x1[l], b2 * x2[l], b3 * x3[l]
+                s = (v0 + v1) + (v2 + v3)
+                tk[l] = s
+                wpk[l] = s - 4.0 * min(min(v0, v1), min(v2, v3))
+                wmk[l] = 4.0 * max(max(v0, v1), max(v2, v3)) - s
 
 @_jit
-def _best_c(t, vmin, vmax, H, T, A):
-    "Shape C: best (hexacodeword, parity) pair `hp`, special column, its sign (1 = complement) and the score."
-    best, chp, ck, ceps = -np.inf, 0, 0, 0
+def _best_c(t, wp, wm, cls, A, S, par, m1, m2, sC, chp, ck, ceps):
+    "Shape C, per lane: best (hexacodeword, parity) pair `hp`, special column, its sign (1 = complement) and the score."
+    for l in range(LANES): sC[l] = -np.inf; chp[l] = 0; ck[l] = 0; ceps[l] = 0
     for hp in range(128):
-        p = hp & 1; h = hp >> 1
-        S, par, m1, m2 = 0.0, p, np.inf, np.inf
-        for k in range(6):                                      # the five other columns: sum |t|, parity, two smallest
-            T[k] = t[k, 2 * H[h, k] + p]; A[k] = abs(T[k]); S += A[k]
-            par ^= (T[k] < 0)
-            m2 = min(m2, max(m1, A[k])); m1 = min(m1, A[k])
-        for k in range(6):                                      # column k holds the 3
-            c = 2 * H[h, k] + p
-            pen = 2.0 * (m2 if A[k] == m1 else m1)
-            qne = par ^ (T[k] < 0)
-            vp = T[k] - 4.0 * vmin[k, c] - pen * qne
-            vm = 4.0 * vmax[k, c] - T[k] - pen * (1 - qne)
-            v = S - A[k] + max(vp, vm)
-            if v > best: best = v; chp = hp; ck = k; ceps = 0 if vp >= vm else 1
-    return chp, ck, ceps, best
+        for l in range(LANES): S[l] = 0.0; par[l] = float(hp & 1); m1[l] = np.inf; m2[l] = np.inf
+        for k in range(6):                               # all six columns: sum |t|, parity, two smallest |t|
+            tk, Ak = t[k, cls[hp, k]], A[k]
+            for l in range(LANES):
+                v = abs(tk[l]); Ak[l] = v; S[l] += v
+                par[l] = abs(par[l] - (1.0 if tk[l] < 0 else 0.0))
+                m2[l] = min(m2[l], max(m1[l], v)); m1[l] = min(m1[l], v)
+        for k in range(6):                               # column k holds the 3
+            c = cls[hp, k]
+            tk, wpk, wmk, Ak = t[k, c], wp[k, c], wm[k, c], A[k]
+            for l in range(LANES):
+                pen = 2.0 * (m2[l] if Ak[l] == m1[l] else m1[l])           # 2 x smallest |t| of the other columns
+                qne = abs(par[l] - (1.0 if tk[l] < 0 else 0.0))            # their sign parity is wrong
+                vp = wpk[l] - pen * qne
+                vm = wmk[l] - pen * (1.0 - qne)
+                v = S[l] - Ak[l] + max(vp, vm)
+                if v > sC[l]: sC[l] = v; chp[l] = hp; ck[l] = k; ceps[l] = 0 if vp >= vm else 1
 
 @_jit
-def _index_a(sg, i1, i2, pair):
-    "Shell index of the shape-A winner."
+def _index_a(sg, l, i1, i2, pair):
+    "Shell index of lane l's shape-A winner."
     i, j = min(i1, i2), max(i1, i2)
-    return 4 * pair[i, j] + sg[i] + 2 * sg[j]
+    return 4 * pair[i, j] + int(sg[i, l]) + 2 * int(sg[j, l])
 
 @_jit
-def _index_b(a, sg, O, bo, bpar):
-    "Shell index of the shape-B winner: signs of z on the octad, the smallest flipped when the parity is odd."
+def _index_b(a, sg, l, O, bo, bpar):
+    "Shell index of lane l's shape-B winner: signs of z on the octad, the smallest flipped when the parity is odd."
     bk = 0
     for k in range(8):
-        if a[O[bo, k]] < a[O[bo, bk]]: bk = k
+        if a[O[bo, k], l] < a[O[bo, bk], l]: bk = k
     e = 0
-    for k in range(7):
-        e |= (sg[O[bo, k]] ^ (bpar if k == bk else 0)) << k
+    for k in range(7):                                   # the first 7 signs name the vector
+        e |= (int(sg[O[bo, k], l]) ^ (bpar if k == bk else 0)) << k
     return 1104 + 128 * bo + e
 
 @_jit
-def _index_c(t, rmin, rmax, H, cc, cell, chp, ck, ceps, eps):
-    "Shell index of the shape-C winner: rebuild the codeword's column choices, then the position of the 3."
+def _index_c(x, t, l, H, cc, cell, beta, chp, ck, ceps):
+    "Shell index of lane l's shape-C winner: rebuild the codeword's column choices, then the position of the 3."
     p = chp & 1; h = chp >> 1
+    eps = np.empty(6, np.int64)
     par, lmin, amin = 0, -1, np.inf
     for k in range(6):
-        v = t[k, 2 * H[h, k] + p]
+        v = t[k, 2 * H[h, k] + p, l]
         eps[k] = ceps if k == ck else (1 if v < 0 else 0)
         par ^= eps[k]
         if k != ck and abs(v) < amin: amin = abs(v); lmin = k
-    if par != p: eps[lmin] ^= 1                                  # top-row parity: flip the cheapest other column
+    if par != p: eps[lmin] ^= 1                          # top-row parity: flip the cheapest other column
     msg = 0
     for k in range(6):
         for r in range(4):
             if cell[k, r] < 12 and cc[H[h, k], p, eps[k], r] == 1: msg |= 1 << cell[k, r]
-    c = 2 * H[h, ck] + p
-    r = rmax[ck, c] if ceps == 1 else rmin[ck, c]
-    return 98256 + 24 * msg + cell[ck, r]
+    c = 2 * H[h, ck] + p                                 # the 3 goes to the row with the smallest (or largest) beta_r z_r
+    best, rb = np.inf if ceps == 0 else -np.inf, 0
+    for r in range(4):
+        v = beta[c, r] * x[cell[ck, r], l]
+        if (ceps == 0 and v < best) or (ceps == 1 and v > best): best = v; rb = r
+    return 98256 + 24 * msg + cell[ck, rb]
 
-def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, out):
-    "Structured search, one input vector at a time (compiled by numba, blocks of 256 vectors in parallel)."
+def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
+    "Structured search: `nt` workers (numba threads), each taking every nt-th block of LANES vectors."
     N = z.shape[0]
-    for blk in prange((N + 255) // 256):
-        x, a, sg = np.empty(24), np.empty(24), np.empty(24, np.int64)           # per-block scratch
-        t, vmin, vmax = np.empty((6, 8)), np.empty((6, 8)), np.empty((6, 8))
-        rmin, rmax = np.empty((6, 8), np.int64), np.empty((6, 8), np.int64)
-        T, A, eps = np.empty(6), np.empty(6), np.empty(6, np.int64)
-        qs, qm, qp = np.empty(Q.shape[0]), np.empty(Q.shape[0]), np.empty(Q.shape[0], np.int64)
-        for n in range(blk * 256, min(N, blk * 256 + 256)):
-            for i in range(24):
-                x[i] = z[n, i]; a[i] = abs(x[i]); sg[i] = 1 if x[i] < 0 else 0
-            i1, i2, sA = _best_a(a)
-            bo, bpar, sB = _best_b(a, sg, Q, P, qs, qm, qp)
-            _column_tables(x, cell, beta, t, vmin, vmax, rmin, rmax)
-            chp, ck, ceps, sC = _best_c(t, vmin, vmax, H, T, A)
-            if sA >= sB and sA >= sC: out[n] = _index_a(sg, i1, i2, pair)
-            elif sB >= sC: out[n] = _index_b(a, sg, O, bo, bpar)
-            else: out[n] = _index_c(t, rmin, rmax, H, cc, cell, chp, ck, ceps, eps)
+    nb = (N + LANES - 1) // LANES
+    for w in prange(nt):
+        x, a, sg = np.empty((24, LANES)), np.empty((24, LANES)), np.empty((24, LANES))       # per-worker scratch
+        nq = Q.shape[0]
+        qs, qm, qp = np.empty((nq, LANES)), np.empty((nq, LANES)), np.empty((nq, LANES))
+        t, wp, wm = np.empty((6, 8, LANES)), np.empty((6, 8, LANES)), np.empty((6, 8, LANES))
+        A, S, par, m1, m2 = np.empty((6, LANES)), np.empty(LANES), np.empty(LANES), np.empty(LANES), np.empty(LANES)
+        i1, i2, sA = np.empty(LANES, np.int64), np.empty(LANES, np.int64), np.empty(LANES)
+        sB, bo, bpar = np.empty(LANES), np.empty(LANES, np.int64), np.empty(LANES)
+        sC, chp, ck, ceps = np.empty(LANES), np.empty(LANES, np.int64), np.empty(LANES, np.int64), np.empty(LANES, np.int64)
+        for b in range(w, nb, nt):
+            n0 = b * LANES
+            _load(z, n0, x, a, sg)
+            _best_a(a, i1, i2, sA)
+            _best_b(a, sg, Q, P, qs, qm, qp, sB, bo, bpar)
+            _column_tables(x, cell, beta, t, wp, wm)
+            _best_c(t, wp, wm, cls, A, S, par, m1, m2, sC, chp, ck, ceps)
+            for l in range(min(LANES, N - n0)):
+                if sA[l] >= sB[l] and sA[l] >= sC[l]: out[n0 + l] = _index_a(sg, l, i1[l], i2[l], pair)
+                elif sB[l] >= sC[l]: out[n0 + l] = _index_b(a, sg, l, O, bo[l], int(bpar[l]))
+                else: out[n0 + l] = _index_c(x, t, l, H, cc, cell, beta, chp[l], ck[l], ceps[l])
 
-_numba_search = numba.njit(parallel=True, cache=_CACHE, boundscheck=False)(_search_kernel) if numba is not None else None
+_numba_search = (numba.njit(parallel=True, cache=_CACHE, boundscheck=False, error_model='numpy')(_search_kernel)
+                 if numba is not None else None)
 
 @lru_cache(None)
 def _np_tables() -> tuple:
@@ -266,11 +302,18 @@ def _np_tables() -> tuple:
     Q, P = octad_tetrads()
     return octads().astype(np.int64), Q, P, cell, beta, hexacode().astype(np.int64), cc, pair
 
+@lru_cache(None)
+def _hp_classes() -> np.ndarray:
+    "(128, 6): the column class 2 h_k + p of each (hexacodeword h, parity p) pair, pair index hp = 2 * (row of h) + p."
+    H = hexacode().astype(np.int64)
+    return np.ascontiguousarray(2 * np.repeat(H, 2, 0) + np.tile([0, 1], 64)[:, None])
+
 def _search_numba(z: Tensor) -> Tensor:
     "CPU search with the compiled kernel; z (N, 24) float32 or float64, scaled to max |z_i| = 1 (computes in float64)."
     x = np.ascontiguousarray(z.detach().cpu().numpy())
     out = np.empty(len(x), np.int64)
-    _numba_search(x, *_np_tables(), out)
+    nt = max(1, min(numba.get_num_threads(), -(-len(x) // LANES)))
+    _numba_search(x, *_np_tables(), _hp_classes(), nt, out)
     return torch.from_numpy(out)
 
 # %% ../nbs/03_quantizer.ipynb #93104908
@@ -278,8 +321,7 @@ def _search_numba(z: Tensor) -> Tensor:
 def _torch_tables(device: str) -> dict:
     "Tables for the torch search on `device`."
     O, _, _, cell, beta, H, cc, pair = _np_tables()
-    hp_h = np.repeat(H, 2, 0); hp_p = np.tile([0, 1], 64)               # the 128 (hexacodeword, parity) pairs
-    cls = 2 * hp_h + hp_p[:, None]                                       # (128, 6) column class of each pair
+    cls, hp_p = _hp_classes(), np.tile([0, 1], 64)                     # (128, 6) column class of each (h, p) pair
     T = dict(Orows=O, cell=cell.reshape(-1), cell2=cell, beta=beta.astype(np.float32),
              gi=((np.arange(6) * 8)[:, None] + cls.T).reshape(-1),       # (6*128,) rows of the (6*8, N) class table
              cls=cls, p=hp_p.astype(bool), cc=cc, pair=pair)

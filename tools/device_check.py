@@ -10,7 +10,7 @@
    at N = 1,048,576 for blocks 64 and 128 (first call compiles; timed calls come after a warm-up).
 Prints a summary and writes device_check.json into --out.
 """
-import argparse, json, math, sys, time
+import argparse, json, math, os, sys, time
 import torch
 from leech_explorer.leech import leech_shell, SHELL_SIZE
 from leech_explorer.quantizer import nearest_shell_index, unit_codebook
@@ -111,6 +111,7 @@ def main():
     stage(report, 'triton', lambda: triton_check(z, g, dev))
     print(json.dumps({k: v for k, v in report.items() if k != 'benchmark'}, indent=1, default=str))
     if isinstance(report['benchmark'], list): print(format_benchmark(report['benchmark']))
+    os.makedirs(args.out, exist_ok=True)
     with open(f'{args.out}/device_check.json', 'w') as f: json.dump(report, f, indent=1, default=str)
 
 if __name__ == '__main__': main()
