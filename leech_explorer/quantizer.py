@@ -21,7 +21,7 @@ except ImportError:  # numba is a dependency, but the torch path works without i
     numba, prange = None, range
 
 # %% auto #0
-__all__ = ['QuantizerOutput', 'LANES', 'METHODS', 'check_latents', 'check_indices', 'nearest_code', 'CodeUsage', 'unit_codebook',
+__all__ = ['QuantizerOutput', 'METHODS', 'check_latents', 'check_indices', 'nearest_code', 'CodeUsage', 'unit_codebook',
            'octad_tetrads', 'nearest_shell_index', 'default_chunk_size', 'score_gap', 'LeechQuantizer', 'shell_subset']
 
 # %% ../nbs/03_quantizer.ipynb #1fd847a0
@@ -140,13 +140,13 @@ def octad_tetrads() -> tuple[np.ndarray, np.ndarray]:
 # %% ../nbs/03_quantizer.ipynb #d00d8a7c
 _CACHE = '__file__' in globals()        # cache compiled code on disk when running from the installed module
 _jit = numba.njit(cache=_CACHE, boundscheck=False, error_model='numpy') if numba is not None else (lambda f: f)
-LANES = 128                             # input vectors per block; every step loops over them innermost (SIMD)
+_LANES = 128                             # input vectors per block; every step loops over them innermost (SIMD)
 
 @_jit
 def _load(z, n0, x, a, sg):
-    "Block z[n0 : n0 + LANES] into lanes: x (24, LANES), |x| and sign bits (1.0 = negative); rows past the end repeat z[n0]."
+    "Block z[n0 : n0 + _LANES] into lanes: x (24, _LANES), |x| and sign bits (1.0 = negative); rows past the end repeat z[n0]."
     N = z.shape[0]
-    for l in range(LANES):
+    for l in range(_LANES):
         n = n0 + l if n0 + l < N else n0
         for i in range(24):
             v = z[n, i]; x[i, l] = v; a[i, l] = abs(v); sg[i, l] = 1.0 if v < 0 else 0.0
@@ -154,17 +154,17 @@ def _load(z, n0, x, a, sg):
 @_jit
 def _best_a(a, i1, i2, sA):
     "Shape A, per lane: the two largest |z_i| (positions i1 != i2) and the score 4 (a_i1 + a_i2)."
-    a1, a2 = np.empty(LANES), np.empty(LANES)
-    for l in range(LANES):
+    a1, a2 = np.empty(_LANES), np.empty(_LANES)
+    for l in range(_LANES):
         first = a[1, l] > a[0, l]
         i1[l] = 1 if first else 0; i2[l] = 0 if first else 1
         a1[l] = max(a[0, l], a[1, l]); a2[l] = min(a[0, l], a[1, l])
     for i in range(2, 24):
         ai = a[i]
-        for l in range(LANES):
+        for l in range(_LANES):
             if ai[l] > a1[l]: a2[l] = a1[l]; i2[l] = i1[l]; a1[l] = ai[l]; i1[l] = i
             elif ai[l] > a2[l]: a2[l] = ai[l]; i2[l] = i
-    for l in range(LANES): sA[l] = 4.0 * (a1[l] + a2[l])
+    for l in range(_LANES): sA[l] = 4.0 * (a1[l] + a2[l])
 
 @_jit
 def _best_b(a, sg, Q, P, qs, qm, qp, sB, bo, bpar):
@@ -173,14 +173,14 @@ def _best_b(a, sg, Q, P, qs, qm, qp, sB, bo, bpar):
         ai, aj, ak, am = a[Q[u, 0]], a[Q[u, 1]], a[Q[u, 2]], a[Q[u, 3]]
         si, sj, sk, sm = sg[Q[u, 0]], sg[Q[u, 1]], sg[Q[u, 2]], sg[Q[u, 3]]
         qsu, qmu, qpu = qs[u], qm[u], qp[u]
-        for l in range(LANES):
+        for l in range(_LANES):
             qsu[l] = (ai[l] + aj[l]) + (ak[l] + am[l])
             qmu[l] = min(min(ai[l], aj[l]), min(ak[l], am[l]))
             qpu[l] = abs(abs(si[l] - sj[l]) - abs(sk[l] - sm[l]))        # XOR of four 0/1 floats
-    for l in range(LANES): sB[l] = -1.0; bo[l] = 0; bpar[l] = 0.0
+    for l in range(_LANES): sB[l] = -1.0; bo[l] = 0; bpar[l] = 0.0
     for o in range(759):                                 # octad = two tetrads
         su, sv, mu, mv, pu, pv = qs[P[o, 0]], qs[P[o, 1]], qm[P[o, 0]], qm[P[o, 1]], qp[P[o, 0]], qp[P[o, 1]]
-        for l in range(LANES):
+        for l in range(_LANES):
             odd = abs(pu[l] - pv[l])
             sc = 2.0 * (su[l] + sv[l] - 2.0 * min(mu[l], mv[l]) * odd)
             if sc > sB[l]: sB[l] = sc; bo[l] = o; bpar[l] = odd
@@ -193,7 +193,7 @@ def _column_tables(x, cell, beta, t, wp, wm):
         for c in range(8):
             b0, b1, b2, b3 = beta[c, 0], beta[c, 1], beta[c, 2], beta[c, 3]
             tk, wpk, wmk = t[k, c], wp[k, c], wm[k, c]
-            for l in range(LANES):
+            for l in range(_LANES):
                 v0, v1, v2, v3 = b0 * x0[l], b1 * x1[l], b2 * x2[l], b3 * x3[l]
                 s = (v0 + v1) + (v2 + v3)
                 tk[l] = s
@@ -203,19 +203,19 @@ def _column_tables(x, cell, beta, t, wp, wm):
 @_jit
 def _best_c(t, wp, wm, cls, A, S, par, m1, m2, sC, chp, ck, ceps):
     "Shape C, per lane: best (hexacodeword, parity) pair `hp`, special column, its sign (1 = complement) and the score."
-    for l in range(LANES): sC[l] = -np.inf; chp[l] = 0; ck[l] = 0; ceps[l] = 0
+    for l in range(_LANES): sC[l] = -np.inf; chp[l] = 0; ck[l] = 0; ceps[l] = 0
     for hp in range(128):
-        for l in range(LANES): S[l] = 0.0; par[l] = float(hp & 1); m1[l] = np.inf; m2[l] = np.inf
+        for l in range(_LANES): S[l] = 0.0; par[l] = float(hp & 1); m1[l] = np.inf; m2[l] = np.inf
         for k in range(6):                               # all six columns: sum |t|, parity, two smallest |t|
             tk, Ak = t[k, cls[hp, k]], A[k]
-            for l in range(LANES):
+            for l in range(_LANES):
                 v = abs(tk[l]); Ak[l] = v; S[l] += v
                 par[l] = abs(par[l] - (1.0 if tk[l] < 0 else 0.0))
                 m2[l] = min(m2[l], max(m1[l], v)); m1[l] = min(m1[l], v)
         for k in range(6):                               # column k holds the 3
             c = cls[hp, k]
             tk, wpk, wmk, Ak = t[k, c], wp[k, c], wm[k, c], A[k]
-            for l in range(LANES):
+            for l in range(_LANES):
                 pen = 2.0 * (m2[l] if Ak[l] == m1[l] else m1[l])           # 2 x smallest |t| of the other columns
                 qne = abs(par[l] - (1.0 if tk[l] < 0 else 0.0))            # their sign parity is wrong
                 vp = wpk[l] - pen * qne
@@ -264,26 +264,26 @@ def _index_c(x, t, l, H, cc, cell, beta, chp, ck, ceps):
     return 98256 + 24 * msg + cell[ck, rb]
 
 def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
-    "Structured search: `nt` workers (numba threads), each taking every nt-th block of LANES vectors."
+    "Structured search: `nt` workers (numba threads), each taking every nt-th block of _LANES vectors."
     N = z.shape[0]
-    nb = (N + LANES - 1) // LANES
+    nb = (N + _LANES - 1) // _LANES
     for w in prange(nt):
-        x, a, sg = np.empty((24, LANES)), np.empty((24, LANES)), np.empty((24, LANES))       # per-worker scratch
+        x, a, sg = np.empty((24, _LANES)), np.empty((24, _LANES)), np.empty((24, _LANES))       # per-worker scratch
         nq = Q.shape[0]
-        qs, qm, qp = np.empty((nq, LANES)), np.empty((nq, LANES)), np.empty((nq, LANES))
-        t, wp, wm = np.empty((6, 8, LANES)), np.empty((6, 8, LANES)), np.empty((6, 8, LANES))
-        A, S, par, m1, m2 = np.empty((6, LANES)), np.empty(LANES), np.empty(LANES), np.empty(LANES), np.empty(LANES)
-        i1, i2, sA = np.empty(LANES, np.int64), np.empty(LANES, np.int64), np.empty(LANES)
-        sB, bo, bpar = np.empty(LANES), np.empty(LANES, np.int64), np.empty(LANES)
-        sC, chp, ck, ceps = np.empty(LANES), np.empty(LANES, np.int64), np.empty(LANES, np.int64), np.empty(LANES, np.int64)
+        qs, qm, qp = np.empty((nq, _LANES)), np.empty((nq, _LANES)), np.empty((nq, _LANES))
+        t, wp, wm = np.empty((6, 8, _LANES)), np.empty((6, 8, _LANES)), np.empty((6, 8, _LANES))
+        A, S, par, m1, m2 = np.empty((6, _LANES)), np.empty(_LANES), np.empty(_LANES), np.empty(_LANES), np.empty(_LANES)
+        i1, i2, sA = np.empty(_LANES, np.int64), np.empty(_LANES, np.int64), np.empty(_LANES)
+        sB, bo, bpar = np.empty(_LANES), np.empty(_LANES, np.int64), np.empty(_LANES)
+        sC, chp, ck, ceps = np.empty(_LANES), np.empty(_LANES, np.int64), np.empty(_LANES, np.int64), np.empty(_LANES, np.int64)
         for b in range(w, nb, nt):
-            n0 = b * LANES
+            n0 = b * _LANES
             _load(z, n0, x, a, sg)
             _best_a(a, i1, i2, sA)
             _best_b(a, sg, Q, P, qs, qm, qp, sB, bo, bpar)
             _column_tables(x, cell, beta, t, wp, wm)
             _best_c(t, wp, wm, cls, A, S, par, m1, m2, sC, chp, ck, ceps)
-            for l in range(min(LANES, N - n0)):
+            for l in range(min(_LANES, N - n0)):
                 if sA[l] >= sB[l] and sA[l] >= sC[l]: out[n0 + l] = _index_a(sg, l, i1[l], i2[l], pair)
                 elif sB[l] >= sC[l]: out[n0 + l] = _index_b(a, sg, l, O, bo[l], int(bpar[l]))
                 else: out[n0 + l] = _index_c(x, t, l, H, cc, cell, beta, chp[l], ck[l], ceps[l])
@@ -312,7 +312,7 @@ def _search_numba(z: Tensor) -> Tensor:
     "CPU search with the compiled kernel; z (N, 24) float32 or float64, scaled to max |z_i| = 1 (computes in float64)."
     x = np.ascontiguousarray(z.detach().cpu().numpy())
     out = np.empty(len(x), np.int64)
-    nt = max(1, min(numba.get_num_threads(), -(-len(x) // LANES)))
+    nt = max(1, min(numba.get_num_threads(), -(-len(x) // _LANES)))
     _numba_search(x, *_np_tables(), _hp_classes(), nt, out)
     return torch.from_numpy(out)
 
