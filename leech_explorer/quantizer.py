@@ -320,9 +320,9 @@ def _search_numba(z: Tensor) -> Tensor:
 @lru_cache(None)
 def _torch_tables(device: str) -> dict:
     "Tables for the torch search on `device`."
-    O, _, _, cell, beta, H, cc, pair = _np_tables()
+    O, Q, P, cell, beta, H, cc, pair = _np_tables()
     cls, hp_p = _hp_classes(), np.tile([0, 1], 64)                     # (128, 6) column class of each (h, p) pair
-    T = dict(Orows=O, cell=cell.reshape(-1), cell2=cell, beta=beta.astype(np.float32),
+    T = dict(Orows=O, Q=Q, P=P, cell=cell.reshape(-1), cell2=cell, beta=beta.astype(np.float32),
              gi=((np.arange(6) * 8)[:, None] + cls.T).reshape(-1),       # (6*128,) rows of the (6*8, N) class table
              cls=cls, p=hp_p.astype(bool), cc=cc, pair=pair)
     return {k: torch.as_tensor(np.ascontiguousarray(v)).to(device) for k, v in T.items()}
@@ -338,13 +338,17 @@ def _search_torch(z: Tensor) -> Tensor:
     top, ti = aT.topk(2, 0)
     sA = 4 * (top[0] + top[1])
 
-    # shape B: octad sums, minima and sign parities, one octad position at a time (memory: 3 x (759, n))
-    O = T['Orows']
-    So = aT.index_select(0, O[:, 0]); mo = So.clone(); odd = negT.index_select(0, O[:, 0])
-    for k in range(1, 8):
-        g = aT.index_select(0, O[:, k])
-        So += g; torch.minimum(mo, g, out=mo); odd ^= negT.index_select(0, O[:, k])
+    # shape B: tetrad sums, minima and sign parities (one tetrad position at a time), then octad = two tetrads
+    O, Q, P = T['Orows'], T['Q'], T['P']
+    qs = aT.index_select(0, Q[:, 0]); qm = qs.clone(); qp = negT.index_select(0, Q[:, 0])
+    for k in range(1, 4):
+        g = aT.index_select(0, Q[:, k])
+        qs += g; torch.minimum(qm, g, out=qm); qp ^= negT.index_select(0, Q[:, k])
     del g
+    So = qs.index_select(0, P[:, 0]).add_(qs.index_select(0, P[:, 1]))            # (759, n) octad sums
+    odd = qp.index_select(0, P[:, 0]).bitwise_xor_(qp.index_select(0, P[:, 1]))  # odd number of negative z_i
+    mo = torch.minimum(qm.index_select(0, P[:, 0]), qm.index_select(0, P[:, 1]))
+    del qs, qm, qp
     So -= 2 * mo * odd                                                   # wrong sign parity: flip the smallest
     sB, ob = So.max(0)
     sB = 2 * sB
@@ -365,14 +369,15 @@ def _search_torch(z: Tensor) -> Tensor:
     m1, m2 = torch.minimum(A[0], A[1]), torch.maximum(A[0], A[1])
     for k in range(2, 6):
         m2 = torch.minimum(m2, torch.maximum(m1, A[k])); m1 = torch.minimum(m1, A[k])
+    WP, WM = t - 4 * Vmin, 4 * Vmax - t                                  # (k c, n): w+ and w- of every column class
     best = None
     for k in range(6):
-        wp = Tt[k] - 4 * Vmin.index_select(0, gi[k])                    # epsilon_k = +1, the 3 at the best row
-        wm = 4 * Vmax.index_select(0, gi[k]) - Tt[k]                    # epsilon_k = -1
-        pen = 2 * (m1 + (m2 - m1) * (A[k] == m1))                        # 2 x smallest |t_l| over l != k
-        qne = (par ^ neg[k]).float()                                     # parity of the other columns is wrong
-        v = torch.maximum(wp - pen * qne, wm - pen * (1 - qne)) - A[k]
-        best = v if best is None else torch.maximum(best, v)
+        wp, wm = WP.index_select(0, gi[k]), WM.index_select(0, gi[k])    # epsilon_k = +1 / -1, the 3 at the best row
+        pen = 2 * torch.where(A[k] == m1, m2, m1)                        # 2 x smallest |t_l| over l != k
+        qne = par ^ neg[k]                                               # parity of the other columns is wrong
+        v = torch.where(qne, torch.maximum(wp - pen, wm), torch.maximum(wp, wm - pen)).sub_(A[k])
+        best = v if best is None else torch.maximum(best, v, out=best)
+    del WP, WM
     sC, hp = (best + S).max(0)
     del A, neg, best
 
