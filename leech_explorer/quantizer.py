@@ -241,10 +241,9 @@ def _index_b(a, sg, l, O, bo, bpar):
     return 1104 + 128 * bo + e
 
 @_jit
-def _index_c(x, t, l, H, cc, cell, beta, chp, ck, ceps):
+def _index_c(x, t, l, H, cc, cell, beta, chp, ck, ceps, eps):
     "Shell index of lane l's shape-C winner: rebuild the codeword's column choices, then the position of the 3."
     p = chp & 1; h = chp >> 1
-    eps = np.empty(6, np.int64)
     par, lmin, amin = 0, -1, np.inf
     for k in range(6):
         v = t[k, 2 * H[h, k] + p, l]
@@ -276,6 +275,7 @@ def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
         i1, i2, sA = np.empty(_LANES, np.int64), np.empty(_LANES, np.int64), np.empty(_LANES)
         sB, bo, bpar = np.empty(_LANES), np.empty(_LANES, np.int64), np.empty(_LANES)
         sC, chp, ck, ceps = np.empty(_LANES), np.empty(_LANES, np.int64), np.empty(_LANES, np.int64), np.empty(_LANES, np.int64)
+        eps = np.empty(6, np.int64)                                                        # column signs of a C winner
         for b in range(w, nb, nt):
             n0 = b * _LANES
             _load(z, n0, x, a, sg)
@@ -286,7 +286,7 @@ def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
             for l in range(min(_LANES, N - n0)):
                 if sA[l] >= sB[l] and sA[l] >= sC[l]: out[n0 + l] = _index_a(sg, l, i1[l], i2[l], pair)
                 elif sB[l] >= sC[l]: out[n0 + l] = _index_b(a, sg, l, O, bo[l], int(bpar[l]))
-                else: out[n0 + l] = _index_c(x, t, l, H, cc, cell, beta, chp[l], ck[l], ceps[l])
+                else: out[n0 + l] = _index_c(x, t, l, H, cc, cell, beta, chp[l], ck[l], ceps[l], eps)
 
 _numba_search = (numba.njit(parallel=True, cache=_CACHE, boundscheck=False, error_model='numpy')(_search_kernel)
                  if numba is not None else None)
