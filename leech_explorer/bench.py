@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from .quantizer import nearest_shell_index, default_chunk_size, numba
 
 # %% auto #0
-__all__ = ['benchmark', 'format_benchmark']
+__all__ = ['benchmark', 'format_benchmark', 'environment', 'save_run', 'load_runs']
 
 # %% ../nbs/03c_bench.ipynb #711dae3d
 def _peak_rss() -> int:
@@ -77,3 +77,33 @@ def format_benchmark(rows: list[dict]) -> str:
         lines.append(f"{r['device']:6s} {r['n_requested']:9,d} {r['method']:10s} {r['n']:9,d} {r['vectors_per_s']:12,.0f} "
                      f"{r['peak_extra_mb']:9.1f} {r['bytes_per_vector']:12,.0f} {r['speedup']:8.1f}")
     return '\n'.join(lines)
+
+# %% ../nbs/03c_bench.ipynb #8c6abc99
+def environment() -> dict:
+    "Where and when a benchmark ran: UTC time, CPU model and logical cores, GPU, library versions."
+    import datetime, os, platform
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f: cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+    except (OSError, StopIteration): pass
+    env = dict(utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), cpu=cpu,
+               logical_cpus=os.cpu_count(), python=platform.python_version(), torch=torch.__version__,
+               numba=getattr(numba, '__version__', None),
+               gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
+    try: env['cpus_usable'] = len(os.sched_getaffinity(0))
+    except AttributeError: pass
+    return env
+
+def save_run(rows: list[dict], path) -> None:
+    "Write benchmark rows and this machine's `environment()` to a JSON file."
+    import json
+    with open(path, 'w') as f: json.dump(dict(environment=environment(), rows=rows), f, indent=1)
+
+def load_runs(folder) -> list[dict]:
+    "All recorded runs (`save_run` files, *.json) in a folder, oldest first; each a dict with `environment` and `rows`."
+    import json
+    from pathlib import Path
+    runs = [json.loads(p.read_text()) for p in sorted(Path(folder).glob('*.json'))]
+    bad = [r for r in runs if not (isinstance(r, dict) and {'environment', 'rows'} <= set(r))]
+    if bad: raise ValueError(f"{len(bad)} file(s) in {folder} are not recorded benchmark runs")
+    return sorted(runs, key=lambda r: r['environment']['utc'])

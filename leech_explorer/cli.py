@@ -4,7 +4,7 @@
 
 # %% ../nbs/99_cli.ipynb #84fe0c14
 from __future__ import annotations
-import argparse, json, sys
+import argparse, sys
 import leech_explorer
 
 # %% auto #0
@@ -13,13 +13,13 @@ __all__ = ['build_parser', 'main']
 # %% ../nbs/99_cli.ipynb #2ab4c35a
 def _bench(args) -> int:
     import torch
-    from leech_explorer.bench import benchmark, format_benchmark
+    from leech_explorer.bench import benchmark, format_benchmark, save_run
     if 'cuda' in args.device and not torch.cuda.is_available():
         print("error: --device cuda asked for, but torch sees no CUDA device", file=sys.stderr); return 2
     rows = benchmark(sizes=tuple(args.n), devices=args.device, baseline_max=args.baseline_max, methods=tuple(args.method))
     print(format_benchmark(rows))
     if args.json:
-        with open(args.json, 'w') as f: json.dump(rows, f, indent=1)
+        save_run(rows, args.json)
         print(f"wrote {args.json}")
     return 0
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--device', nargs='+', default=None, choices=['cpu', 'cuda'], help='devices (default: cpu, plus cuda if present)')
     b.add_argument('--method', nargs='+', default=['auto'], choices=['auto', 'numba', 'torch'], help='structured methods to time')
     b.add_argument('--baseline-max', type=int, default=16384, help='time brute force on at most this many vectors on CPU')
-    b.add_argument('--json', default=None, help='also write the rows to this JSON file')
+    b.add_argument('--json', default=None, help="also write the rows and the machine's environment to this JSON file")
     b.set_defaults(func=_bench)
     return p
 

@@ -22,7 +22,8 @@ def test_bench_small(tmp_path):
     out = tmp_path / 'bench.json'
     r = run('bench', '--n', '4096', '--device', 'cpu', '--baseline-max', '1024', '--json', str(out))
     assert r.returncode == 0, r.stderr
-    rows = json.loads(out.read_text())
+    rec = json.loads(out.read_text()); rows = rec['rows']
+    assert rec['environment']['torch'] and rec['environment']['logical_cpus'] >= 1
     assert {row['method'] for row in rows} == {'numba', 'bruteforce'}
     assert all(row['vectors_per_s'] > 0 for row in rows)
     assert 'x brute' in r.stdout

@@ -8,13 +8,13 @@
 3. `benchmark` on CUDA: structured vs brute force at N = 65,536 and 1,048,576 (same run, ratios), peak extra memory;
 4. the Triton kernel of chapter 03b (if triton imports): exactness on the same inputs, then vectors/s and peak memory
    at N = 1,048,576 for blocks 64 and 128 (first call compiles; timed calls come after a warm-up).
-Prints a summary and writes device_check.json into --out.
+Prints a summary and writes device_check.json and bench-<device>.json (a recorded run, see chapter 03c) into --out.
 """
 import argparse, json, math, os, sys, time
 import torch
 from leech_explorer.leech import leech_shell, SHELL_SIZE
 from leech_explorer.quantizer import nearest_shell_index, unit_codebook
-from leech_explorer.bench import benchmark, format_benchmark
+from leech_explorer.bench import benchmark, format_benchmark, save_run
 
 def sync():
     "Wait for the GPU (no-op on CPU)."
@@ -112,6 +112,7 @@ def main():
     print(json.dumps({k: v for k, v in report.items() if k != 'benchmark'}, indent=1, default=str))
     if isinstance(report['benchmark'], list): print(format_benchmark(report['benchmark']))
     os.makedirs(args.out, exist_ok=True)
+    if isinstance(report['benchmark'], list): save_run(report['benchmark'], f'{args.out}/bench-{dev}.json')   # for benchmarks/
     with open(f'{args.out}/device_check.json', 'w') as f: json.dump(report, f, indent=1, default=str)
 
 if __name__ == '__main__': main()
