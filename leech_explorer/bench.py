@@ -4,13 +4,15 @@
 
 # %% ../nbs/03c_bench.ipynb #2755cb3c
 from __future__ import annotations
-import time
+import time, weakref
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 from tqdm.auto import tqdm
 from .quantizer import nearest_shell_index, default_chunk_size, numba
 
 # %% auto #0
-__all__ = ['benchmark', 'format_benchmark', 'environment', 'save_run', 'load_runs']
+__all__ = ['benchmark', 'format_benchmark', 'peak_tensor_bytes', 'environment', 'save_run', 'load_runs']
 
 # %% ../nbs/03c_bench.ipynb #711dae3d
 def _peak_rss() -> int:
@@ -77,6 +79,33 @@ def format_benchmark(rows: list[dict]) -> str:
         lines.append(f"{r['device']:6s} {r['n_requested']:9,d} {r['method']:10s} {r['n']:9,d} {r['vectors_per_s']:12,.0f} "
                      f"{r['peak_extra_mb']:9.1f} {r['bytes_per_vector']:12,.0f} {r['speedup']:8.1f}")
     return '\n'.join(lines)
+
+# %% ../nbs/03c_bench.ipynb #17f26c5b
+class _LiveBytes(TorchDispatchMode):
+    "Bytes of the storages created by aten ops inside the mode, current and peak; a storage dies with its last tensor."
+    def __init__(self):
+        super().__init__(); self.cur = self.peak = 0; self.refs, self.size = {}, {}
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor): continue
+            st = t.untyped_storage(); key = st.data_ptr()
+            if st.nbytes() == 0: continue
+            if key not in self.refs:
+                self.refs[key] = 0; self.size[key] = st.nbytes()
+                self.cur += st.nbytes(); self.peak = max(self.peak, self.cur)
+            self.refs[key] += 1
+            weakref.finalize(t, self._release, key)
+        return out
+    def _release(self, key):
+        self.refs[key] -= 1
+        if self.refs[key] == 0: self.cur -= self.size.pop(key); del self.refs[key]
+
+def peak_tensor_bytes(fn, *args, **kwargs) -> tuple:
+    "(fn(*args, **kwargs), peak bytes of the tensors it created and held at once); inputs are not counted."
+    with torch.no_grad(), _LiveBytes() as m:
+        out = fn(*args, **kwargs)
+    return out, m.peak
 
 # %% ../nbs/03c_bench.ipynb #8c6abc99
 def environment() -> dict:

@@ -345,11 +345,10 @@ def _search_torch(z: Tensor) -> Tensor:
         g = aT.index_select(0, Q[:, k])
         qs += g; torch.minimum(qm, g, out=qm); qp ^= negT.index_select(0, Q[:, k])
     del g
-    So = qs.index_select(0, P[:, 0]).add_(qs.index_select(0, P[:, 1]))            # (759, n) octad sums
-    odd = qp.index_select(0, P[:, 0]).bitwise_xor_(qp.index_select(0, P[:, 1]))  # odd number of negative z_i
-    mo = torch.minimum(qm.index_select(0, P[:, 0]), qm.index_select(0, P[:, 1]))
-    del qs, qm, qp
-    So -= 2 * mo * odd                                                   # wrong sign parity: flip the smallest
+    So = qs.index_select(0, P[:, 0]).add_(qs.index_select(0, P[:, 1])); del qs       # (759, n) octad sums
+    odd = qp.index_select(0, P[:, 0]).bitwise_xor_(qp.index_select(0, P[:, 1])); del qp   # odd number of negative z_i
+    mo = qm.index_select(0, P[:, 0]); torch.minimum(mo, qm.index_select(0, P[:, 1]), out=mo); del qm
+    So.sub_(mo.mul_(odd), alpha=2)                                       # wrong sign parity: flip the smallest
     sB, ob = So.max(0)
     sB = 2 * sB
     oddb = odd.gather(0, ob[None])[0]
@@ -364,6 +363,7 @@ def _search_torch(z: Tensor) -> Tensor:
     gi = T['gi'].view(6, 128)
     Tt = t.index_select(0, T['gi']).view(6, 128, N)
     A, neg = Tt.abs(), Tt < 0
+    del Tt                                                               # (rebuilt from t for the winners only)
     S = A.sum(0)
     par = neg[0] ^ neg[1] ^ neg[2] ^ neg[3] ^ neg[4] ^ neg[5] ^ T['p'].view(128, 1)
     m1, m2 = torch.minimum(A[0], A[1]), torch.maximum(A[0], A[1])
@@ -388,8 +388,8 @@ def _search_torch(z: Tensor) -> Tensor:
     ab, nb = aT.T.gather(1, pos), negT.T.gather(1, pos).long()
     nb = nb ^ (oddb.long()[:, None] * torch.nn.functional.one_hot(ab.argmin(1), 8))
     idxB = SHAPE_OFFSETS[1] + 128 * ob + (nb[:, :7] << torch.arange(7, device=dev)).sum(1)
-    tw = Tt[:, hp, n].T                                                  # (n, k) at each vector's winning (h, p)
     cw = gi[:, hp].T                                                     # (n, k) rows of the class tables
+    tw = t[cw, n[:, None]]                                               # (n, k) t at each vector's winning (h, p)
     wp = tw - 4 * Vmin[cw, n[:, None]]; wm = 4 * Vmax[cw, n[:, None]] - tw
     idxC = _reconstruct_c(T, hp, tw, wp, wm, rmin, rmax, n)
     shape = torch.stack([sA, sB, sC]).argmax(0)
