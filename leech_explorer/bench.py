@@ -83,14 +83,14 @@ def format_benchmark(rows: list[dict]) -> str:
 # %% ../nbs/03c_bench.ipynb #17f26c5b
 class _LiveBytes(TorchDispatchMode):
     "Bytes of the storages created by aten ops inside the mode, current and peak; a storage dies with its last tensor."
-    def __init__(self):
-        super().__init__(); self.cur = self.peak = 0; self.refs, self.size = {}, {}
+    def __init__(self, outside: set):
+        super().__init__(); self.cur = self.peak = 0; self.refs, self.size, self.outside = {}, {}, outside
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in tree_flatten(out)[0]:
             if not isinstance(t, torch.Tensor): continue
             st = t.untyped_storage(); key = st.data_ptr()
-            if st.nbytes() == 0: continue
+            if st.nbytes() == 0 or key in self.outside: continue          # views of the inputs cost nothing
             if key not in self.refs:
                 self.refs[key] = 0; self.size[key] = st.nbytes()
                 self.cur += st.nbytes(); self.peak = max(self.peak, self.cur)
@@ -102,8 +102,9 @@ class _LiveBytes(TorchDispatchMode):
         if self.refs[key] == 0: self.cur -= self.size.pop(key); del self.refs[key]
 
 def peak_tensor_bytes(fn, *args, **kwargs) -> tuple:
-    "(fn(*args, **kwargs), peak bytes of the tensors it created and held at once); inputs are not counted."
-    with torch.no_grad(), _LiveBytes() as m:
+    "(fn(*args, **kwargs), peak bytes of the tensors it created and held at once); inputs and their views are not counted."
+    outside = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+    with torch.no_grad(), _LiveBytes(outside) as m:
         out = fn(*args, **kwargs)
     return out, m.peak
 
