@@ -201,27 +201,52 @@ def _column_tables(x, cell, beta, t, wp, wm):
                 wmk[l] = 4.0 * max(max(v0, v1), max(v2, v3)) - s
 
 @_jit
-def _best_c(t, wp, wm, cls, A, S, par, m1, m2, sC, chp, ck, ceps):
+def _neg(v):
+    "1.0 for a negative number, else 0.0 (a sign bit as a float, so that XOR is |a - b|)."
+    return 1.0 if v < 0 else 0.0
+
+@_jit
+def _three_in(S, par, m1, m2, A, neg, w_plus, w_minus):
+    "One (h, p) pair with the 3 in a column with |t| = A, sign bit neg, w+, w-: best score and that column's sign (1 = complement)."
+    pen = 2.0 * (m2 if A == m1 else m1)                  # 2 x smallest |t| of the other columns
+    qne = abs(par - neg)                                 # their sign parity is wrong
+    vp = w_plus - pen * qne
+    vm = w_minus - pen * (1.0 - qne)
+    return S - A + max(vp, vm), 0 if vp >= vm else 1
+
+@_jit
+def _best_c(t, wp, wm, cls, sC, chp, ck, ceps):
     "Shape C, per lane: best (hexacodeword, parity) pair `hp`, special column, its sign (1 = complement) and the score."
     for l in range(_LANES): sC[l] = -np.inf; chp[l] = 0; ck[l] = 0; ceps[l] = 0
     for hp in range(128):
-        for l in range(_LANES): S[l] = 0.0; par[l] = float(hp & 1); m1[l] = np.inf; m2[l] = np.inf
-        for k in range(6):                               # all six columns: sum |t|, parity, two smallest |t|
-            tk, Ak = t[k, cls[hp, k]], A[k]
-            for l in range(_LANES):
-                v = abs(tk[l]); Ak[l] = v; S[l] += v
-                par[l] = abs(par[l] - (1.0 if tk[l] < 0 else 0.0))
-                m2[l] = min(m2[l], max(m1[l], v)); m1[l] = min(m1[l], v)
-        for k in range(6):                               # column k holds the 3
-            c = cls[hp, k]
-            tk, wpk, wmk, Ak = t[k, c], wp[k, c], wm[k, c], A[k]
-            for l in range(_LANES):
-                pen = 2.0 * (m2[l] if Ak[l] == m1[l] else m1[l])           # 2 x smallest |t| of the other columns
-                qne = abs(par[l] - (1.0 if tk[l] < 0 else 0.0))            # their sign parity is wrong
-                vp = wpk[l] - pen * qne
-                vm = wmk[l] - pen * (1.0 - qne)
-                v = S[l] - Ak[l] + max(vp, vm)
-                if v > sC[l]: sC[l] = v; chp[l] = hp; ck[l] = k; ceps[l] = 0 if vp >= vm else 1
+        c = cls[hp]                                      # the six columns' classes for this (h, p)
+        t0, t1, t2, t3, t4, t5 = t[0, c[0]], t[1, c[1]], t[2, c[2]], t[3, c[3]], t[4, c[4]], t[5, c[5]]
+        p0, p1, p2, p3, p4, p5 = wp[0, c[0]], wp[1, c[1]], wp[2, c[2]], wp[3, c[3]], wp[4, c[4]], wp[5, c[5]]
+        q0, q1, q2, q3, q4, q5 = wm[0, c[0]], wm[1, c[1]], wm[2, c[2]], wm[3, c[3]], wm[4, c[4]], wm[5, c[5]]
+        p = float(hp & 1)
+        for l in range(_LANES):                          # one lane: the six columns stay in registers
+            A0, A1, A2, A3, A4, A5 = abs(t0[l]), abs(t1[l]), abs(t2[l]), abs(t3[l]), abs(t4[l]), abs(t5[l])
+            N0, N1, N2, N3, N4, N5 = _neg(t0[l]), _neg(t1[l]), _neg(t2[l]), _neg(t3[l]), _neg(t4[l]), _neg(t5[l])
+            S = ((A0 + A1) + (A2 + A3)) + (A4 + A5)
+            par = abs(abs(abs(p - N0) - abs(N1 - N2)) - abs(abs(N3 - N4) - N5))   # p XOR the six sign bits
+            m1, m2 = min(A0, A1), max(A0, A1)                                      # the two smallest |t|
+            m2 = min(m2, max(m1, A2)); m1 = min(m1, A2)
+            m2 = min(m2, max(m1, A3)); m1 = min(m1, A3)
+            m2 = min(m2, max(m1, A4)); m1 = min(m1, A4)
+            m2 = min(m2, max(m1, A5)); m1 = min(m1, A5)
+            v0, e0 = _three_in(S, par, m1, m2, A0, N0, p0[l], q0[l])
+            v1, e1 = _three_in(S, par, m1, m2, A1, N1, p1[l], q1[l])
+            v2, e2 = _three_in(S, par, m1, m2, A2, N2, p2[l], q2[l])
+            v3, e3 = _three_in(S, par, m1, m2, A3, N3, p3[l], q3[l])
+            v4, e4 = _three_in(S, par, m1, m2, A4, N4, p4[l], q4[l])
+            v5, e5 = _three_in(S, par, m1, m2, A5, N5, p5[l], q5[l])
+            best, bk, be = v0, 0, e0                     # the first column wins ties, the first (h, p) too
+            if v1 > best: best, bk, be = v1, 1, e1
+            if v2 > best: best, bk, be = v2, 2, e2
+            if v3 > best: best, bk, be = v3, 3, e3
+            if v4 > best: best, bk, be = v4, 4, e4
+            if v5 > best: best, bk, be = v5, 5, e5
+            if best > sC[l]: sC[l] = best; chp[l] = hp; ck[l] = bk; ceps[l] = be
 
 @_jit
 def _index_a(sg, l, i1, i2, pair):
@@ -271,7 +296,6 @@ def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
         nq = Q.shape[0]
         qs, qm, qp = np.empty((nq, _LANES)), np.empty((nq, _LANES)), np.empty((nq, _LANES))
         t, wp, wm = np.empty((6, 8, _LANES)), np.empty((6, 8, _LANES)), np.empty((6, 8, _LANES))
-        A, S, par, m1, m2 = np.empty((6, _LANES)), np.empty(_LANES), np.empty(_LANES), np.empty(_LANES), np.empty(_LANES)
         i1, i2, sA = np.empty(_LANES, np.int64), np.empty(_LANES, np.int64), np.empty(_LANES)
         sB, bo, bpar = np.empty(_LANES), np.empty(_LANES, np.int64), np.empty(_LANES)
         sC, chp, ck, ceps = np.empty(_LANES), np.empty(_LANES, np.int64), np.empty(_LANES, np.int64), np.empty(_LANES, np.int64)
@@ -282,7 +306,7 @@ def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
             _best_a(a, i1, i2, sA)
             _best_b(a, sg, Q, P, qs, qm, qp, sB, bo, bpar)
             _column_tables(x, cell, beta, t, wp, wm)
-            _best_c(t, wp, wm, cls, A, S, par, m1, m2, sC, chp, ck, ceps)
+            _best_c(t, wp, wm, cls, sC, chp, ck, ceps)
             for l in range(min(_LANES, N - n0)):
                 if sA[l] >= sB[l] and sA[l] >= sC[l]: out[n0 + l] = _index_a(sg, l, i1[l], i2[l], pair)
                 elif sB[l] >= sC[l]: out[n0 + l] = _index_b(a, sg, l, O, bo[l], int(bpar[l]))
