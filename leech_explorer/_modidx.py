@@ -48,6 +48,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'leech_explorer/bench.py'),
                                       'leech_explorer.bench._bench_one': ('bench.html#_bench_one', 'leech_explorer/bench.py'),
                                       'leech_explorer.bench._bench_subprocess': ('bench.html#_bench_subprocess', 'leech_explorer/bench.py'),
+                                      'leech_explorer.bench._git_commit': ('bench.html#_git_commit', 'leech_explorer/bench.py'),
                                       'leech_explorer.bench._peak_rss': ('bench.html#_peak_rss', 'leech_explorer/bench.py'),
                                       'leech_explorer.bench.benchmark': ('bench.html#benchmark', 'leech_explorer/bench.py'),
                                       'leech_explorer.bench.environment': ('bench.html#environment', 'leech_explorer/bench.py'),

@@ -110,7 +110,7 @@ def peak_tensor_bytes(fn, *args, **kwargs) -> tuple:
 
 # %% ../nbs/03c_bench.ipynb #8c6abc99
 def environment() -> dict:
-    "Where and when a benchmark ran: UTC time, CPU model and logical cores, GPU, library versions."
+    "Where and when a benchmark ran: UTC time, CPU model and logical cores, GPU, library versions, git commit."
     import datetime, os, platform
     cpu = platform.processor() or platform.machine()
     try:
@@ -122,7 +122,21 @@ def environment() -> dict:
                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
     try: env['cpus_usable'] = len(os.sched_getaffinity(0))
     except AttributeError: pass
+    env['commit'] = _git_commit()
     return env
+
+def _git_commit() -> str | None:
+    "The git commit of this package's checkout (with '+dirty' for uncommitted changes), or None outside a checkout."
+    import subprocess
+    from pathlib import Path
+    here = Path(__file__).parent if '__file__' in globals() else Path.cwd()
+    try:
+        rev = subprocess.run(['git', '-C', str(here), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0: return None
+        dirty = subprocess.run(['git', '-C', str(here), 'status', '--porcelain', '--untracked-files=no'],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev.stdout.strip() + ('+dirty' if dirty else '')
+    except (OSError, subprocess.SubprocessError): return None
 
 def save_run(rows: list[dict], path) -> None:
     "Write benchmark rows and this machine's `environment()` to a JSON file."
