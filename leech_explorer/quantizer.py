@@ -394,6 +394,7 @@ def _search_torch(z: Tensor) -> Tensor:
     for k in range(2, 6):
         m2 = torch.minimum(m2, torch.maximum(m1, A[k])); m1 = torch.minimum(m1, A[k])
     WP, WM = t - 4 * Vmin, 4 * Vmax - t                                  # (k c, n): w+ and w- of every column class
+    del Vmin, Vmax
     best = None
     for k in range(6):
         wp, wm = WP.index_select(0, gi[k]), WM.index_select(0, gi[k])    # epsilon_k = +1 / -1, the 3 at the best row
@@ -401,7 +402,6 @@ def _search_torch(z: Tensor) -> Tensor:
         qne = par ^ neg[k]                                               # parity of the other columns is wrong
         v = torch.where(qne, torch.maximum(wp - pen, wm), torch.maximum(wp, wm - pen)).sub_(A[k])
         best = v if best is None else torch.maximum(best, v, out=best)
-    del WP, WM
     sC, hp = (best + S).max(0)
     del A, neg, best
 
@@ -414,7 +414,7 @@ def _search_torch(z: Tensor) -> Tensor:
     idxB = SHAPE_OFFSETS[1] + 128 * ob + (nb[:, :7] << torch.arange(7, device=dev)).sum(1)
     cw = gi[:, hp].T                                                     # (n, k) rows of the class tables
     tw = t[cw, n[:, None]]                                               # (n, k) t at each vector's winning (h, p)
-    wp = tw - 4 * Vmin[cw, n[:, None]]; wm = 4 * Vmax[cw, n[:, None]] - tw
+    wp, wm = WP[cw, n[:, None]], WM[cw, n[:, None]]
     idxC = _reconstruct_c(T, hp, tw, wp, wm, rmin, rmax, n)
     shape = torch.stack([sA, sB, sC]).argmax(0)
     return torch.where(shape == 0, idxA, torch.where(shape == 1, idxB, idxC))
