@@ -235,7 +235,7 @@ def _search_numba(z: Tensor) -> Tensor:
     _numba_search(*args)
     return torch.from_numpy(out)
 
-# %% ../nbs/03a_fast_search.ipynb #2ca9ffe0
+# %% ../nbs/03a_fast_search.ipynb #cc4bbedd
 @lru_cache(None)
 def _torch_tables(device: str) -> dict:
     "Tables for the torch search on `device`."
@@ -246,7 +246,7 @@ def _torch_tables(device: str) -> dict:
              cls=cls, p=hp_p.astype(bool), cc=t.columns, pair=t.pair)
     return {k: torch.as_tensor(np.ascontiguousarray(v)).to(device) for k, v in T.items()}
 
-# %% ../nbs/03a_fast_search.ipynb #a6cd3a70
+# %% ../nbs/03a_fast_search.ipynb #2d386dea
 def _search_torch(z: Tensor) -> Tensor:
     "Structured search on a whole chunk (axes: k column, c class, r row, o octad, n vector last); z (N, 24) float32."
     T, N, dev = _torch_tables(str(z.device)), z.shape[0], z.device
@@ -315,7 +315,7 @@ def _search_torch(z: Tensor) -> Tensor:
     shape = torch.stack([sA, sB, sC]).argmax(0)
     return torch.where(shape == 0, idxA, torch.where(shape == 1, idxB, idxC))
 
-# %% ../nbs/03a_fast_search.ipynb #f24389d9
+# %% ../nbs/03a_fast_search.ipynb #2f518488
 def _reconstruct_c(T, hp, tw, wp, wm, rmin, rmax, n) -> Tensor:
     "Shell index of the best shape-C vector, given each vector's winning (h, p) pair and its columns' t, w+, w- (n, k)."
     N = len(n)
