@@ -9,7 +9,7 @@ import os
 import numpy as np
 import torch
 from torch import Tensor
-from .quantizer import _np_tables, check_latents
+from .codebook import search_tables, check_latents
 try:
     import triton
     import triton.language as tl
@@ -197,7 +197,8 @@ if triton is not None:
 @lru_cache(None)
 def _triton_tables(device: str) -> tuple[Tensor, ...]:
     "Octads, MOG cells, column signs, hexacode, column classes and pair numbers as flat int32/float32 tensors on `device`."
-    O, _, _, cell, beta, H, cc, pair = _np_tables()
+    t = search_tables()
+    O, cell, beta, H, cc, pair = t.octads, t.cell, t.beta, t.hexacode, t.columns, t.pair
     O8 = np.zeros((8, 768), np.int64); O8[:, :759] = O.T                  # octads by column, padded to 768
     ints = [torch.as_tensor(np.ascontiguousarray(x).reshape(-1).astype(np.int32), device=device) for x in (O, O8, cell)]
     rest = [torch.as_tensor(np.ascontiguousarray(x).reshape(-1).astype(np.int32), device=device) for x in (H, cc, pair)]
