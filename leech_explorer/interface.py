@@ -22,7 +22,7 @@ LossBreakdown.__doc__ = "The unweighted parts of a quantizer's aux_loss (LFQ's n
 
 MASKED_INDEX = -1       # the index of a padding token (VectorQuantize's choice); `indices_to_codes` maps it to zeros
 
-# %% ../nbs/03_interface.ipynb #87410845
+# %% ../nbs/03_interface.ipynb #d0450c01
 # ---------------------------------------------------------------- layouts
 
 def is_channel_first(ndim: int,                   # number of axes of the input
@@ -36,8 +36,9 @@ def to_channel_last(z: Tensor,                    # the quantizer's input
                     channel_first: bool | None,   # the quantizer's setting (see `is_channel_first`)
                     name: str = 'z',              # the input's name in error messages
                     ) -> tuple[Tensor, bool]:     # (B, ..., D), and whether it was moved
-    "Move the channels of a channel-first input last, (B, D, ...) -> (B, ..., D), after checking the width D."
+    "Move the channels of a channel-first input last, (B, D, ...) -> (B, ..., D), after checking the dtype and the width D."
     if not isinstance(z, Tensor): raise ValueError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
+    if not z.is_floating_point(): raise ValueError(f"{name} must be a floating-point tensor, got {z.dtype}")
     cf = is_channel_first(z.ndim, channel_first)
     if cf and (z.ndim < 2 or z.shape[1] != dim):
         hint = ('; 4-D and 5-D inputs are read as channel-first maps (B, D, H, W), as in LFQ: pass '
