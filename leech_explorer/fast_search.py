@@ -188,7 +188,7 @@ def _index_c(x, t, l, H, cc, cell, beta, chp, ck, ceps, eps):
         if (ceps == 0 and v < best) or (ceps == 1 and v > best): best = v; rb = r
     return 98256 + 24 * msg + cell[ck, rb]
 
-# %% ../nbs/03a_fast_search.ipynb #23386d54
+# %% ../nbs/03a_fast_search.ipynb #4e88385a
 def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
     "Structured search: `nt` workers (numba threads), each taking every nt-th block of _LANES vectors."
     N = z.shape[0]
@@ -222,7 +222,7 @@ def _compile_notice(args: tuple) -> None:
     try: cached = _CACHE and _numba_search._cache.load_overload(sig, _numba_search.targetctx) is not None
     except Exception: cached = False                          # (numba internals changed: say it anyway)
     if not cached:
-        print('leech_explorer: compiling the CPU search kernel (numba, first use only: about 10-30 s; '
+        print('leech_explorer: compiling the CPU search kernel (numba; first use only, several seconds; '
               'the machine code is then cached on disk)', file=sys.stderr, flush=True)
 
 def _search_numba(z: Tensor) -> Tensor:
