@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'tools'))
-from execute_notebooks import default_notebooks, skipped, nbdev_test_flags, MAX_BYTES  # noqa: E402
+from execute_notebooks import default_notebooks, skipped, nbdev_test_flags, MAX_BYTES, EMBEDDED_PLOTLY  # noqa: E402
 
 CHAPTERS = default_notebooks()
 SOLUTIONS = sorted((ROOT / 'nbs' / 'solutions').glob('*.ipynb'))
@@ -68,7 +68,7 @@ def test_outputs_are_lean(path):
         for o in c.get('outputs', []):
             assert o.get('output_type') != 'error', f'{name(path)}, cell {k}: a stored error output'
             html = ''.join(o.get('data', {}).get('text/html', ''))
-            assert not ('plotly' in html and len(html) > 100_000), \
+            assert not EMBEDDED_PLOTLY.search(html), \
                 f'{name(path)}, cell {k}: plotly.js is embedded; use the notebook_connected renderer'
 
 

@@ -9,7 +9,8 @@ Each notebook runs in a fresh Jupyter kernel (the same Python as this script) wi
 `nbdev-test`. Cells that `nbdev-test` skips are skipped here too: `#| eval: false`, and cells whose directives name a
 test flag from `[tool.nbdev] tst_flags` (e.g. `#| slow`) unless that flag is passed with `--flags`. A skipped cell keeps
 whatever outputs it had. Outputs are kept small: matplotlib figures are PNG at `--dpi` (default 90), plotly figures use
-the `notebook_connected` renderer (plotly.js is loaded from its CDN, never embedded), and widget state is not stored.
+the `notebook_connected` renderer (plotly.js is loaded from its CDN, never embedded), widget state is not stored, and
+tqdm progress bars are switched off.
 Afterwards `nbdev-clean` runs on the executed notebooks, so the CI check "nbdev-export and nbdev-clean leave git status
 clean" holds with the outputs committed. The script stops at the first failing cell and leaves that notebook unchanged.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / 'nbs'
 MAX_BYTES = 2_000_000                     # a notebook above this size is reported as too big
+EMBEDDED_PLOTLY = re.compile(r'plotly\.js v\d')  # the banner at the top of the plotly.js bundle
 _DIRECTIVE = re.compile(r'^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*)$')
 
 
@@ -58,7 +60,13 @@ def skipped(cell, skip: set[str]) -> bool:
 SETUP = """\
 %config InlineBackend.figure_formats = ['png']
 %config InlineBackend.rc = {{'figure.dpi': {dpi}, 'savefig.dpi': {dpi}}}
-"""
+import tqdm.std, tqdm.notebook
+def _quiet(init):
+    def __init__(self, *args, **kwargs): kwargs['disable'] = True; init(self, *args, **kwargs)
+    return __init__
+for _cls in (tqdm.std.tqdm, tqdm.notebook.tqdm_notebook): _cls.__init__ = _quiet(_cls.__init__)
+del _cls, _quiet
+"""   # progress bars are for live runs; stored in a notebook they are noise
 
 
 def execute(path: Path, skip: set[str], dpi: int, timeout: int | None) -> float:
@@ -70,7 +78,7 @@ def execute(path: Path, skip: set[str], dpi: int, timeout: int | None) -> float:
     todo = [k for k, c in enumerate(nb.cells) if not skipped(c, skip)]
     env = dict(os.environ, PLOTLY_RENDERER='notebook_connected', MPLBACKEND='module://matplotlib_inline.backend_inline',
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep))
-    client = NotebookClient(nb, timeout=timeout, kernel_name='python3', store_widget_state=False,
+    client = NotebookClient(nb, timeout=timeout, kernel_name='python3', store_widget_state=True,   # False breaks Output widgets
                             record_timing=False, resources={'metadata': {'path': str(path.parent)}})
     t0 = time.time()
     with client.setup_kernel(env=env, cwd=str(path.parent)):
@@ -79,6 +87,7 @@ def execute(path: Path, skip: set[str], dpi: int, timeout: int | None) -> float:
         nb.cells.pop()
         for k in tqdm(todo, desc=path.name, unit='cell', leave=False):
             client.execute_cell(nb.cells[k], k)
+    nb.metadata.pop('widgets', None)               # widget state is not stored: widgets need a live kernel anyway
     nbformat.write(nb, path)
     return time.time() - t0
 
@@ -91,9 +100,14 @@ def problems(path: Path) -> list[str]:
     for c in json.loads(text)['cells']:
         for o in c.get('outputs', []):
             if o.get('output_type') == 'error': out.append(f"error output: {o.get('ename')}")
-            html = ''.join(o.get('data', {}).get('text/html', ''))
-            if len(html) > 100_000 and 'plotly' in html: out.append('embedded plotly.js (use a CDN renderer)')
+            if EMBEDDED_PLOTLY.search(''.join(o.get('data', {}).get('text/html', ''))):
+                out.append('embedded plotly.js (use a CDN renderer)')
     return out
+
+
+def _rel(q: Path) -> str:
+    try: return str(q.relative_to(ROOT))
+    except ValueError: return str(q)
 
 
 def main(argv=None) -> int:
@@ -110,16 +124,16 @@ def main(argv=None) -> int:
     skip = nbdev_test_flags() - set(args.flags.split())
     if not args.check:
         for q in paths:
-            print(f'{q.relative_to(ROOT)}: executing ...', flush=True)
+            print(f'{_rel(q)}: executing ...', flush=True)
             dt = execute(q, skip, args.dpi, args.timeout)
-            print(f'{q.relative_to(ROOT)}: {dt:.0f} s', flush=True)
+            print(f'{_rel(q)}: {dt:.0f} s', flush=True)
         from nbdev.clean import nbdev_clean
         for q in paths: nbdev_clean(fname=str(q))
     bad = 0
     for q in paths:
         issues = problems(q)
         bad += bool(issues)
-        print(f'{q.relative_to(ROOT)}: {q.stat().st_size / 1e3:,.0f} kB' + (f'  PROBLEM: {"; ".join(issues)}' if issues else ''))
+        print(f'{_rel(q)}: {q.stat().st_size / 1e3:,.0f} kB' + (f'  PROBLEM: {"; ".join(issues)}' if issues else ''))
     return 1 if bad else 0
 
 
