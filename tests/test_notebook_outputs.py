@@ -106,3 +106,13 @@ def test_solutions_assert_their_checks():
             for node in ast.walk(ast.parse(code(c))):
                 if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and getattr(node.value.func, 'id', None) == 'check':
                     pytest.fail(f'{name(p)}, cell {k}: `check(...)` without `assert`')
+
+
+def test_execute_tool_skips_what_nbdev_test_skips():
+    "The execution tool leaves out markdown, `#| eval: false` and flagged cells (unless the flag is forced)."
+    def cell(src, kind='code'): return Cell(cell_type=kind, source=src)
+    flags = nbdev_test_flags()
+    assert 'slow' in flags
+    assert skipped(cell('#| slow\nx = 1'), flags) and not skipped(cell('#| slow\nx = 1'), flags - {'slow'})
+    assert skipped(cell('#|eval: false\nx = 1'), set()) and skipped(cell('# Title', 'markdown'), set())
+    assert not skipped(cell('#| export\ndef f(): pass'), flags) and not skipped(cell('x = 1  # slow'), flags)
