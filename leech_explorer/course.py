@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, importlib, math
 
 # %% auto #0
-__all__ = ['canonical', 'answer_key', 'check', 'check_function']
+__all__ = ['canonical', 'answer_key', 'Verdict', 'check', 'check_function']
 
 # %% ../nbs/90_course.ipynb #dc222e94
 def _plain(x):
@@ -61,19 +61,27 @@ def _matches(name: str, answer, decimals: int | None, h: str) -> bool:
     step = 10.0 ** -decimals
     return any(_digest(name, canonical(round(float(a), decimals) + s, decimals)) == h for s in (-step, step))
 
+class Verdict:
+    "The outcome of a check: true when the answer is right; a notebook shows its one-line message."
+    def __init__(self, ok: bool, message: str): self.ok, self.message = bool(ok), message
+    def __bool__(self) -> bool: return self.ok
+    def __eq__(self, other): return self.ok == bool(other) if isinstance(other, (bool, Verdict)) else NotImplemented
+    __hash__ = None
+    def __repr__(self) -> str: return self.message
+
+def _verdict(name: str, ok: bool | None, hint: str, detail: str = '') -> Verdict:
+    if ok: return Verdict(True, f'{name}: correct{detail}')
+    why = 'not answered yet' if ok is None else f'not yet{detail}'
+    return Verdict(False, f'{name}: {why}' + (f' (hint: {hint})' if hint else ''))
+
 def check(name: str,  # the exercise's name, as given to answer_key
           answer,  # the reader's answer; None means "not answered yet"
           key: str,  # the key made by answer_key from the correct answer
           hint: str = '',  # shown when the answer is not right
-         ) -> bool:
-    "Say whether `answer` is right, without revealing the expected answer; returns True when it is."
+         ) -> Verdict:
+    "Whether `answer` is right, as a `Verdict` (true when it is) that never reveals the expected answer."
     decimals, h = _parse_key(key)
-    if answer is None:
-        print(f'{name}: not answered yet' + (f' (hint: {hint})' if hint else ''))
-        return False
-    ok = _matches(name, answer, decimals, h)
-    print(f'{name}: correct' if ok else f'{name}: not yet' + (f' (hint: {hint})' if hint else ''))
-    return ok
+    return _verdict(name, None if answer is None else _matches(name, answer, decimals, h), hint)
 
 # %% ../nbs/90_course.ipynb #bdd7857b
 def _same(a, b, atol: float) -> bool:
@@ -89,21 +97,16 @@ def check_function(name: str,  # the exercise's name
                    inputs,  # a list of argument tuples to call both with
                    hint: str = '',  # shown when an output differs
                    atol: float = 1e-6,  # tolerance for float outputs
-                  ) -> bool:
-    "Say whether `fn` agrees with `reference` on every input, without showing the reference's outputs."
+                  ) -> Verdict:
+    "Whether `fn` agrees with `reference` on every input, as a `Verdict` that never shows the reference's outputs."
     mod, _, attr = reference.partition(':')
     if not mod or not attr: raise ValueError(f"reference must be 'module:function', got {reference!r}")
-    if fn is None:
-        print(f'{name}: not answered yet' + (f' (hint: {hint})' if hint else ''))
-        return False
+    if fn is None: return _verdict(name, None, hint)
     ref = getattr(importlib.import_module(mod), attr)
     for k, args in enumerate(inputs):
         args = args if isinstance(args, tuple) else (args,)
         try: ok = _same(fn(*args), ref(*args), atol)
         except Exception as e: ok, why = False, f'raised {type(e).__name__}: {e}'
         else: why = 'gives a different output'
-        if not ok:
-            print(f'{name}: not yet, input {k} {why}' + (f' (hint: {hint})' if hint else ''))
-            return False
-    print(f'{name}: correct on {k + 1} inputs')
-    return True
+        if not ok: return _verdict(name, False, hint, f', input {k} {why}')
+    return _verdict(name, True, hint, f' on {k + 1} inputs')
