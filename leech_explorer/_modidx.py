@@ -248,6 +248,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'leech_explorer/shell_softmax.py'),
                                               'leech_explorer.shell_softmax._column_tables': ( 'shell_softmax.html#_column_tables',
                                                                                                'leech_explorer/shell_softmax.py'),
+                                              'leech_explorer.shell_softmax._full_precision': ( 'shell_softmax.html#_full_precision',
+                                                                                                'leech_explorer/shell_softmax.py'),
                                               'leech_explorer.shell_softmax._head_rows': ( 'shell_softmax.html#_head_rows',
                                                                                            'leech_explorer/shell_softmax.py'),
                                               'leech_explorer.shell_softmax._parity_states': ( 'shell_softmax.html#_parity_states',
