@@ -14,13 +14,14 @@ from einops import rearrange
 from .leech import SHELL_SIZE, SHELL_NORM, index_to_vector
 from .quantizer import nearest_shell_index, check_indices
 from .optim import make_optimizer
+from .shell_softmax import shell_log_partition, sample_shell, linear_theta
 
 # %% auto #0
 __all__ = ['HEADS', 'PRETRAINED', 'TRAIN_PRESETS', 'linear_cross_entropy', 'GeneratorConfig', 'Block', 'filter_logits',
            'FullHead', 'FactorizedHead', 'check_labels', 'Generator', 'sample', 'pretrained_dir',
-           'tokenizer_fingerprint', 'save_pretrained', 'from_pretrained', 'check_pair', 'encode_dataset',
-           'generator_loss', 'load_tokenizer', 'train_generator', 'generate_images', 'write_png', 'sample_grid',
-           'digit_classifier', 'classifier_score', 'precision_recall', 'evaluate_generator']
+           'tokenizer_fingerprint', 'save_pretrained', 'from_pretrained', 'check_pair', 'ShellHead', 'VMFHead',
+           'encode_dataset', 'generator_loss', 'load_tokenizer', 'train_generator', 'generate_images', 'write_png',
+           'sample_grid', 'digit_classifier', 'classifier_score', 'precision_recall', 'evaluate_generator']
 
 # %% ../nbs/07_generator.ipynb #736703a9
 def _chunk_logits(h: Tensor, weight: Tensor, bias: Tensor | None, j: int, size: int) -> Tensor:
@@ -365,7 +366,29 @@ def check_pair(generator: Generator, tokenizer: nn.Module) -> None:
         raise ValueError(f"this generator was trained on the tokens of tokenizer {generator.config.tokenizer!r} "
                          f"(fingerprint {want}); the tokenizer given has fingerprint {tokenizer_fingerprint(tokenizer)}")
 
-# %% ../nbs/07_generator.ipynb #1851677f
+# %% ../nbs/07_generator.ipynb #9a570d92
+class ShellHead(nn.Module):
+    "A 24 x 9 table per token, normalized exactly over the 196,560 shell vectors (chapter 07b)."
+    def __init__(self, c: GeneratorConfig): super().__init__(); self.proj = nn.Linear(c.d_model, 24 * 9)
+    def outputs(self, h: Tensor) -> Tensor:                                          # (N, 24, 9) table theta
+        return rearrange(self.proj(h).float(), 'n (i v) -> n i v', v=9)
+    def loss(self, h: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+        theta = self.outputs(h)
+        score = theta.gather(-1, index_to_vector(idx).long()[..., None] + 4).sum((1, 2))   # sum_i theta[i, x_i]
+        log_z = shell_log_partition(theta)
+        return log_z - score, log_z ** 2
+    def draw(self, out, temperature, top_k, top_p, generator):
+        idx = sample_shell(out, temperature=temperature, generator=generator)
+        return idx, torch.ones_like(idx, dtype=torch.bool)
+
+class VMFHead(ShellHead):
+    "theta[i, v] = u_i * v: logits <u, x> over the shell from one projection to 24 numbers."
+    def __init__(self, c: GeneratorConfig): nn.Module.__init__(self); self.proj = nn.Linear(c.d_model, 24)
+    def outputs(self, h: Tensor) -> Tensor: return linear_theta(self.proj(h).float())
+
+_HEAD_CLASSES.update(shell=ShellHead, vmf=VMFHead)
+
+# %% ../nbs/07_generator.ipynb #7155e185
 TRAIN_PRESETS = dict(                     # training recipe per preset: steps, global batch, peak learning rate, warm-up
     tiny=dict(steps=1500, batch_size=32, lr=2e-3, warmup=100),
     paper=dict(steps=250_000, batch_size=256, lr=1e-4, warmup=10_000),
@@ -388,7 +411,7 @@ def generator_loss(net: nn.Module, batch) -> tuple[Tensor, dict]:
     _, loss = net(*batch)
     return loss, getattr(net, 'module', net).stats
 
-# %% ../nbs/07_generator.ipynb #656e08ea
+# %% ../nbs/07_generator.ipynb #112784d2
 def load_tokenizer(tokenizer):
     "A tokenizer object, a shipped name ('mnist-tiny') or a folder -> the tokenizer (chapter 06)."
     from leech_explorer.tokenizer import Tokenizer
@@ -438,7 +461,7 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
                    params=sum(p.numel() for p in model.parameters()), history=result['history'])
     return model.save_pretrained(Path(out) / 'generator', metrics=metrics)
 
-# %% ../nbs/07_generator.ipynb #747e3be1
+# %% ../nbs/07_generator.ipynb #2ac00927
 @torch.no_grad()
 def generate_images(generator: Generator, tokenizer, labels, batch_size: int = 100, **sample_kw) -> Tensor:
     "Sample token grids for the labels and decode them with the tokenizer: images (B, C, H, W) in [0, 1]."
@@ -485,7 +508,7 @@ def sample_grid(generator='mnist-tiny',       # shipped name, folder, or Generat
     lab = check_labels(torch.as_tensor(list(labels)), gen.config.n_classes).repeat_interleave(n_per_label)
     return write_png(generate_images(gen, tok, lab, **sample_kw), out, nrow=n_per_label)
 
-# %% ../nbs/07_generator.ipynb #4148bf79
+# %% ../nbs/07_generator.ipynb #aeb4d9c0
 def digit_classifier(dataset, epochs: int = 4, seed: int = 0, batch_size: int = 64) -> nn.Module:
     "A small CNN fitted to a labelled image dataset (the judge of the classifier score)."
     g = torch.Generator().manual_seed(seed); torch.manual_seed(seed)
@@ -511,7 +534,7 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, flo
     real, fake = real.double(), fake.double()
     return inside(fake, real, radii(real)), inside(real, fake, radii(fake))
 
-# %% ../nbs/07_generator.ipynb #f2fc8432
+# %% ../nbs/07_generator.ipynb #30df829a
 def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
                        n_per_class: int = 20,         # samples per class (and as many real test images in all)
                        classifier: nn.Module | None = None,   # judge for the classifier score (default: fit one)
