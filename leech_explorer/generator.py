@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_generator.ipynb #e3758b0c
 from __future__ import annotations
-import json, math, time, zlib, struct
+import json, math
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 import torch
@@ -17,11 +17,9 @@ from .optim import make_optimizer
 from .shell_softmax import shell_log_partition, sample_shell, linear_theta
 
 # %% auto #0
-__all__ = ['HEADS', 'PRETRAINED', 'TRAIN_PRESETS', 'linear_cross_entropy', 'GeneratorConfig', 'Block', 'filter_logits',
-           'FullHead', 'FactorizedHead', 'check_labels', 'Generator', 'sample', 'pretrained_dir',
-           'tokenizer_fingerprint', 'save_pretrained', 'from_pretrained', 'check_pair', 'ShellHead', 'VMFHead',
-           'encode_dataset', 'generator_loss', 'load_tokenizer', 'train_generator', 'generate_images', 'write_png',
-           'sample_grid', 'digit_classifier', 'classifier_score', 'precision_recall', 'evaluate_generator']
+__all__ = ['HEADS', 'PRETRAINED', 'linear_cross_entropy', 'GeneratorConfig', 'Block', 'filter_logits', 'FullHead',
+           'FactorizedHead', 'check_labels', 'Generator', 'sample', 'pretrained_dir', 'tokenizer_fingerprint',
+           'save_pretrained', 'from_pretrained', 'check_pair', 'ShellHead', 'VMFHead']
 
 # %% ../nbs/07_generator.ipynb #736703a9
 def _chunk_logits(h: Tensor, weight: Tensor, bias: Tensor | None, j: int, size: int) -> Tensor:
@@ -387,177 +385,3 @@ class VMFHead(ShellHead):
     def outputs(self, h: Tensor) -> Tensor: return linear_theta(self.proj(h).float())
 
 _HEAD_CLASSES.update(shell=ShellHead, vmf=VMFHead)
-
-# %% ../nbs/07_generator.ipynb #7155e185
-TRAIN_PRESETS = dict(                     # training recipe per preset: steps, global batch, peak learning rate, warm-up
-    tiny=dict(steps=1500, batch_size=32, lr=2e-3, warmup=100),
-    paper=dict(steps=250_000, batch_size=256, lr=1e-4, warmup=10_000),
-)
-
-@torch.no_grad()
-def encode_dataset(tokenizer: nn.Module, dataset, batch_size: int = 256) -> torch.utils.data.TensorDataset:
-    "Encode every image of a labelled dataset once: a TensorDataset of (index grid (h, w), label)."
-    grids, labels = [], []
-    for i in range(0, len(dataset), batch_size):
-        items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
-        grids.append(tokenizer.encode(torch.stack([x for x, _ in items])).cpu())
-        labels.append(torch.as_tensor([int(y) for _, y in items]))
-    labels = torch.cat(labels)
-    if (labels < 0).any(): raise ValueError("the dataset has unlabelled images: a class-conditional generator needs labels")
-    return torch.utils.data.TensorDataset(torch.cat(grids), labels)
-
-def generator_loss(net: nn.Module, batch) -> tuple[Tensor, dict]:
-    "Training loss and its parts (for the log) for train(): batch = (index grids, labels)."
-    _, loss = net(*batch)
-    return loss, getattr(net, 'module', net).stats
-
-# %% ../nbs/07_generator.ipynb #112784d2
-def load_tokenizer(tokenizer):
-    "A tokenizer object, a shipped name ('mnist-tiny') or a folder -> the tokenizer (chapter 06)."
-    from leech_explorer.tokenizer import Tokenizer
-    return Tokenizer.from_pretrained(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
-
-def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) or 'paper'
-                    tokenizer='mnist-tiny',          # shipped tokenizer name, folder, or Tokenizer object
-                    dataset: str = 'mnist',          # a labelled dataset name of leech_explorer.data.load_images
-                    head: str | None = None,         # override the preset's head ('full', 'factorized', 'shell', 'vmf')
-                    optimizer: str = 'adamw',        # 'adamw', 'muon' or 'dion' for the hidden matrices (chapter 07a)
-                    steps: int | None = None,        # optimizer steps (default: the preset's)
-                    out='runs/generator',            # folder: checkpoints (last.safetensors), then the generator itself
-                    resume: bool = False,            # continue from out/last.safetensors
-                    device: str = 'cpu',             # 'cpu', 'cuda', ...
-                    seed: int = 0,                   # seeds model, data order and class dropout
-                    n_images: int | None = None,     # train on an evenly spread subset of this many images (smoke runs)
-                    progress: bool = True,           # tqdm bar
-                    train_overrides: dict | None = None,   # TrainConfig fields (batch_size, lr, grad_clip, ...)
-                    **config_overrides,              # GeneratorConfig fields (d_model, z_loss, ...)
-                    ) -> Path:                       # the folder of the trained generator (out/'generator')
-    "Train a class-conditional generator on a tokenizer's tokens; save it with save_pretrained and return its folder."
-    from leech_explorer.data import load_images
-    from leech_explorer.train import TrainConfig, train
-    if preset not in TRAIN_PRESETS: raise ValueError(f"preset must be one of {tuple(TRAIN_PRESETS)}, got {preset!r}")
-    if steps is not None and (not isinstance(steps, int) or steps < 1): raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if head is not None: config_overrides['head'] = head
-    tok = load_tokenizer(tokenizer).to(device).eval()
-    images = load_images(dataset, 'train')
-    if n_images is not None:
-        if n_images < 1: raise ValueError(f"n_images must be a positive integer, got {n_images}")
-        images = torch.utils.data.Subset(images, torch.linspace(0, len(images) - 1, min(n_images, len(images))).long().tolist())
-    data = encode_dataset(tok, images)
-    config = GeneratorConfig.preset(preset, grid=tuple(data.tensors[0].shape[1:]), n_classes=int(data.tensors[1].max()) + 1,
-                                    tokenizer=str(tokenizer) if isinstance(tokenizer, (str, Path)) else 'custom',
-                                    tokenizer_fingerprint=tokenizer_fingerprint(tok), **config_overrides)
-    torch.manual_seed(seed)
-    model = Generator(config)
-    recipe = {**TRAIN_PRESETS[preset], **({'steps': steps} if steps else {}), **(train_overrides or {})}
-    cfg = TrainConfig(**{**dict(seed=seed, device=device, log_every=25, weight_decay=0.01, betas=(0.9, 0.95)), **recipe})
-    opt = lambda m, c: make_optimizer(m, optimizer, lr=c.lr, weight_decay=c.weight_decay, betas=c.betas, seed=c.seed)
-    t0 = time.perf_counter()
-    result = train(model, data, cfg, out=out, resume=resume, loss_fn=generator_loss, make_optimizer=opt,
-                   model_config=asdict(config), progress=progress)
-    seconds = time.perf_counter() - t0
-    metrics = dict(preset=preset, optimizer=optimizer, dataset=dataset, steps=result['step'], train_seconds=round(seconds, 1),
-                   tokens_per_second=None if resume else round(cfg.batch_size * config.seq_len * cfg.steps / seconds, 1),
-                   params=sum(p.numel() for p in model.parameters()), history=result['history'])
-    return model.save_pretrained(Path(out) / 'generator', metrics=metrics)
-
-# %% ../nbs/07_generator.ipynb #2ac00927
-@torch.no_grad()
-def generate_images(generator: Generator, tokenizer, labels, batch_size: int = 100, **sample_kw) -> Tensor:
-    "Sample token grids for the labels and decode them with the tokenizer: images (B, C, H, W) in [0, 1]."
-    tokenizer = load_tokenizer(tokenizer)
-    check_pair(generator, tokenizer)
-    labels = check_labels(labels, generator.config.n_classes)
-    seed, out, stats = sample_kw.pop('seed', 0), [], dict(tokens=0, invalid=0)
-    for i in range(0, len(labels), batch_size):
-        out.append(tokenizer.decode(generator.sample(labels[i:i + batch_size], seed=seed + i, **sample_kw)).clamp(0, 1).cpu())
-        stats = {k: v + generator.sample_stats[k] for k, v in stats.items()}
-    generator.sample_stats = stats                                            # totals over all batches
-    return torch.cat(out)
-
-def write_png(images: Tensor, path, nrow: int = 10, pad: int = 2) -> Path:
-    "Write images (B, C, H, W) in [0, 1] as one PNG grid, nrow per row (needs no imaging library)."
-    B, C, H, W = images.shape
-    rows = math.ceil(B / nrow)
-    canvas = torch.ones(C, rows * (H + pad) + pad, nrow * (W + pad) + pad)
-    for k in range(B):
-        r, c = divmod(k, nrow)
-        canvas[:, pad + r * (H + pad):pad + r * (H + pad) + H, pad + c * (W + pad):pad + c * (W + pad) + W] = images[k]
-    px = (canvas.clamp(0, 1) * 255).round().byte()
-    px = px[0] if C == 1 else rearrange(px[:3], 'c h w -> h w c')
-    raw = b''.join(b'\x00' + bytes(row.flatten().tolist()) for row in px)     # filter byte 0 per scanline
-    chunk = lambda kind, data: struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
-    header = struct.pack('>IIBBBBB', px.shape[1], px.shape[0], 8, 0 if C == 1 else 2, 0, 0, 0)
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
-    return path
-
-def sample_grid(generator='mnist-tiny',       # shipped name, folder, or Generator
-                tokenizer='mnist-tiny',       # shipped name, folder, or Tokenizer (must be the generator's)
-                labels=None,                  # class labels, one row each (default: every class)
-                n_per_label: int = 10,        # samples per label (columns)
-                out='samples.png',            # PNG file to write
-                device: str = 'cpu',
-                **sample_kw,                  # cfg_scale, temperature, top_k, top_p, seed
-                ) -> Path:
-    "Write a PNG grid of class-conditional samples: one row per label."
-    gen = Generator.from_pretrained(generator, device=device) if isinstance(generator, (str, Path)) else generator
-    tok = load_tokenizer(tokenizer).to(device).eval()
-    labels = range(gen.config.n_classes) if labels is None else labels
-    if n_per_label < 1: raise ValueError(f"n_per_label must be a positive integer, got {n_per_label}")
-    lab = check_labels(torch.as_tensor(list(labels)), gen.config.n_classes).repeat_interleave(n_per_label)
-    return write_png(generate_images(gen, tok, lab, **sample_kw), out, nrow=n_per_label)
-
-# %% ../nbs/07_generator.ipynb #aeb4d9c0
-def digit_classifier(dataset, epochs: int = 4, seed: int = 0, batch_size: int = 64) -> nn.Module:
-    "A small CNN fitted to a labelled image dataset (the judge of the classifier score)."
-    g = torch.Generator().manual_seed(seed); torch.manual_seed(seed)
-    x = torch.stack([dataset[i][0] for i in range(len(dataset))]); y = torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))])
-    net = nn.Sequential(nn.Conv2d(x.shape[1], 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                        nn.LazyLinear(64), nn.ReLU(), nn.Linear(64, int(y.max()) + 1))
-    net(x[:1]); opt = torch.optim.Adam(net.parameters(), 2e-3)
-    for _ in range(epochs):
-        for b in torch.randperm(len(x), generator=g).split(batch_size):
-            loss = F.cross_entropy(net(x[b]), y[b]); opt.zero_grad(); loss.backward(); opt.step()
-    return net.eval()
-
-@torch.no_grad()
-def classifier_score(classifier: nn.Module, images: Tensor, labels: Tensor) -> float:
-    "Share of images the classifier assigns to their label."
-    return float((classifier(images).argmax(1) == torch.as_tensor(labels)).float().mean())
-
-def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
-    "Improved precision and recall (Kynkäänniemi et al. 2019) of feature sets (N, F) with k-NN balls."
-    def radii(x): return torch.cdist(x, x).kthvalue(k + 1, dim=1).values     # k-th neighbour, self excluded
-    def inside(a, b, rb): return float((torch.cdist(a, b) <= rb[None]).any(1).float().mean())
-    real, fake = real.double(), fake.double()
-    return inside(fake, real, radii(real)), inside(real, fake, radii(fake))
-
-# %% ../nbs/07_generator.ipynb #30df829a
-def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
-                       n_per_class: int = 20,         # samples per class (and as many real test images in all)
-                       classifier: nn.Module | None = None,   # judge for the classifier score (default: fit one)
-                       fid: bool = True,              # gFID and precision/recall on Inception features (slow on a CPU)
-                       **sample_kw) -> dict:          # cfg_scale, temperature, top_k, top_p, seed
-    "Classifier score, gFID, precision/recall, invalid raw draws and sampling speed of a generator."
-    from leech_explorer.data import load_images
-    real_train, real_test = load_images(dataset, 'train'), load_images(dataset, 'test')
-    classifier = classifier or digit_classifier(real_train)
-    xt = torch.stack([real_test[i][0] for i in range(len(real_test))]); yt = torch.as_tensor([int(real_test[i][1]) for i in range(len(real_test))])
-    labels = torch.arange(generator.config.n_classes).repeat_interleave(n_per_class)
-    t0 = time.perf_counter()
-    images = generate_images(generator, tokenizer, labels, **sample_kw)
-    seconds = time.perf_counter() - t0
-    out = dict(n_samples=len(labels), classifier_score=classifier_score(classifier, images, labels),
-               classifier_real_test_accuracy=classifier_score(classifier, xt, yt),
-               invalid_raw_draws=generator.sample_stats.get('invalid', 0) / max(1, generator.sample_stats.get('tokens', 1)),
-               sample_tokens_per_second=len(labels) * generator.config.seq_len / seconds,
-               params=sum(p.numel() for p in generator.parameters()), **{k: v for k, v in sample_kw.items()})
-    if fid:
-        from leech_explorer.metrics import inception_features, frechet_distance
-        pick = torch.linspace(0, len(xt) - 1, min(len(xt), len(labels))).long()
-        fr, ff = inception_features(xt[pick]), inception_features(images)
-        out['gfid'] = float(frechet_distance(fr, ff))
-        out['precision'], out['recall'] = precision_recall(fr, ff)
-    return out
