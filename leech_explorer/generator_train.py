@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from einops import rearrange
-from .optim import make_optimizer
-from .generator import Generator, GeneratorConfig, check_labels, check_pair, tokenizer_fingerprint
+from .optim import make_optimizer, OPTIMIZERS
+from .generator import Generator, GeneratorConfig, HEADS, check_labels, check_pair, tokenizer_fingerprint
 
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'encode_dataset', 'generator_loss', 'load_tokenizer', 'train_generator', 'generate_images',
@@ -67,7 +67,10 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
     from leech_explorer.train import TrainConfig, train
     if preset not in TRAIN_PRESETS: raise ValueError(f"preset must be one of {tuple(TRAIN_PRESETS)}, got {preset!r}")
     if steps is not None and (not isinstance(steps, int) or steps < 1): raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if head is not None: config_overrides['head'] = head
+    if optimizer not in OPTIMIZERS: raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if head is not None:
+        if head not in HEADS: raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        config_overrides['head'] = head
     tok = load_tokenizer(tokenizer).to(device).eval()
     images = load_images(dataset, 'train')
     if n_images is not None:
