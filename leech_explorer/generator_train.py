@@ -12,15 +12,16 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from einops import rearrange
 from .optim import make_optimizer, OPTIMIZERS
+from .metrics import inception_features, fid_from_features, precision_recall
 from .generator import Generator, GeneratorConfig, HEADS, check_labels, check_pair, tokenizer_fingerprint
 
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'encode_dataset', 'generator_loss', 'load_tokenizer', 'train_generator', 'generate_images',
-           'write_png', 'sample_grid', 'digit_classifier', 'classifier_score', 'precision_recall', 'evaluate_generator']
+           'write_png', 'sample_grid', 'digit_classifier', 'classifier_score', 'evaluate_generator']
 
 # %% ../nbs/07c_generator_training.ipynb #c1b76c34
 TRAIN_PRESETS = dict(                     # training recipe per preset: steps, global batch, peak learning rate, warm-up
-    tiny=dict(steps=1500, batch_size=32, lr=2e-3, warmup=100),
+    tiny=dict(steps=1000, batch_size=32, lr=2e-3, warmup=100),
     paper=dict(steps=250_000, batch_size=256, lr=1e-4, warmup=10_000),
 )
 
@@ -85,11 +86,12 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
     recipe = {**TRAIN_PRESETS[preset], **({'steps': steps} if steps else {}), **(train_overrides or {})}
     cfg = TrainConfig(**{**dict(seed=seed, device=device, log_every=25, weight_decay=0.01, betas=(0.9, 0.95)), **recipe})
     opt = lambda m, c: make_optimizer(m, optimizer, lr=c.lr, weight_decay=c.weight_decay, betas=c.betas, seed=c.seed)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result = train(model, data, cfg, out=out, resume=resume, loss_fn=generator_loss, make_optimizer=opt,
                    model_config=asdict(config), progress=progress)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     metrics = dict(preset=preset, optimizer=optimizer, dataset=dataset, steps=result['step'], train_seconds=round(seconds, 1),
+                   train_cpu_seconds=round(cpu_seconds, 1), threads=torch.get_num_threads(),
                    tokens_per_second=None if resume else round(cfg.batch_size * config.seq_len * cfg.steps / seconds, 1),
                    params=sum(p.numel() for p in model.parameters()), history=result['history'])
     return model.save_pretrained(Path(out) / 'generator', metrics=metrics)
@@ -160,13 +162,6 @@ def classifier_score(classifier: nn.Module, images: Tensor, labels: Tensor) -> f
     "Share of images the classifier assigns to their label."
     return float((classifier(images).argmax(1) == torch.as_tensor(labels)).float().mean())
 
-def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
-    "Improved precision and recall (Kynkäänniemi et al. 2019) of feature sets (N, F) with k-NN balls."
-    def radii(x): return torch.cdist(x, x).kthvalue(k + 1, dim=1).values     # k-th neighbour, self excluded
-    def inside(a, b, rb): return float((torch.cdist(a, b) <= rb[None]).any(1).float().mean())
-    real, fake = real.double(), fake.double()
-    return inside(fake, real, radii(real)), inside(real, fake, radii(fake))
-
 # %% ../nbs/07c_generator_training.ipynb #95d00959
 def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
                        n_per_class: int = 20,         # samples per class (and as many real test images in all)
@@ -188,9 +183,8 @@ def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
                sample_tokens_per_second=len(labels) * generator.config.seq_len / seconds,
                params=sum(p.numel() for p in generator.parameters()), **{k: v for k, v in sample_kw.items()})
     if fid:
-        from leech_explorer.metrics import inception_features, frechet_distance
         pick = torch.linspace(0, len(xt) - 1, min(len(xt), len(labels))).long()
         fr, ff = inception_features(xt[pick]), inception_features(images)
-        out['gfid'] = float(frechet_distance(fr, ff))
-        out['precision'], out['recall'] = precision_recall(fr, ff)
+        out['gfid'] = fid_from_features(fr, ff)
+        out.update(precision_recall(fr, ff))
     return out
