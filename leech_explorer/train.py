@@ -39,6 +39,7 @@ class TrainConfig:
     device: str = 'cpu'          # 'cpu', 'cuda', 'cuda:1', ...; under torchrun each process takes its LOCAL_RANK GPU
     bf16: bool = True            # bf16 autocast on CUDA (ignored on CPU, where bf16 matmuls are slow)
     num_workers: int = 0         # DataLoader workers; 0 is right for in-memory datasets
+    find_unused: bool = False    # DDP: allow parameters without gradients in a step (e.g. a GAN discriminator before its warm-up)
 
     def validate(self) -> 'TrainConfig':
         "Raise ValueError on impossible settings; returns self."
@@ -275,7 +276,8 @@ def train(model: nn.Module,                     # returns (output, loss[, logs])
     sampler = StepBatches(len(data), cfg.batch_size, cfg.seed, step, cfg.steps, rank, world)
     loader = DataLoader(data, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=device.type == 'cuda',
                         generator=torch.Generator().manual_seed(cfg.seed))    # its own generator: the global one stays as saved
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None) if world > 1 else model
+    net = model if world == 1 else nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == 'cuda' else None, find_unused_parameters=cfg.find_unused)
     autocast = torch.autocast('cuda', dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == 'cuda')
     params = [p for p in model.parameters() if p.requires_grad]
     # ---- the loop
