@@ -189,6 +189,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                    'leech_explorer/generator_train.py'),
                                                 'leech_explorer.generator_train.sample_grid': ( 'generator_training.html#sample_grid',
                                                                                                 'leech_explorer/generator_train.py'),
+                                                'leech_explorer.generator_train.test_features': ( 'generator_training.html#test_features',
+                                                                                                  'leech_explorer/generator_train.py'),
                                                 'leech_explorer.generator_train.train_generator': ( 'generator_training.html#train_generator',
                                                                                                     'leech_explorer/generator_train.py'),
                                                 'leech_explorer.generator_train.write_png': ( 'generator_training.html#write_png',

@@ -17,7 +17,7 @@ from .generator import Generator, GeneratorConfig, HEADS, check_labels, check_pa
 
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'encode_dataset', 'generator_loss', 'load_tokenizer', 'train_generator', 'generate_images',
-           'write_png', 'sample_grid', 'digit_classifier', 'classifier_score', 'evaluate_generator']
+           'write_png', 'sample_grid', 'digit_classifier', 'classifier_score', 'test_features', 'evaluate_generator']
 
 # %% ../nbs/07c_generator_training.ipynb #c1b76c34
 TRAIN_PRESETS = dict(                     # training recipe per preset: steps, global batch, peak learning rate, warm-up
@@ -162,11 +162,19 @@ def classifier_score(classifier: nn.Module, images: Tensor, labels: Tensor) -> f
     "Share of images the classifier assigns to their label."
     return float((classifier(images).argmax(1) == torch.as_tensor(labels)).float().mean())
 
-# %% ../nbs/07c_generator_training.ipynb #95d00959
+# %% ../nbs/07c_generator_training.ipynb #13b9ff3e
+def test_features(dataset: str = 'mnist', n: int = 200) -> Tensor:
+    "Inception features of n real test images spread evenly over the test split (the reference for gFID)."
+    from leech_explorer.data import load_images
+    test = load_images(dataset, 'test')
+    pick = torch.linspace(0, len(test) - 1, min(n, len(test))).long().tolist()
+    return inception_features(torch.stack([test[i][0] for i in pick]))
+
 def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
                        n_per_class: int = 20,         # samples per class (and as many real test images in all)
                        classifier: nn.Module | None = None,   # judge for the classifier score (default: fit one)
                        fid: bool = True,              # gFID and precision/recall on Inception features (slow on a CPU)
+                       real_features: Tensor | None = None,  # Inception features of real test images (default: as many as samples)
                        **sample_kw) -> dict:          # cfg_scale, temperature, top_k, top_p, seed
     "Classifier score, gFID, precision/recall, invalid raw draws and sampling speed of a generator."
     from leech_explorer.data import load_images
@@ -183,8 +191,8 @@ def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
                sample_tokens_per_second=len(labels) * generator.config.seq_len / seconds,
                params=sum(p.numel() for p in generator.parameters()), **{k: v for k, v in sample_kw.items()})
     if fid:
-        pick = torch.linspace(0, len(xt) - 1, min(len(xt), len(labels))).long()
-        fr, ff = inception_features(xt[pick]), inception_features(images)
+        fr = test_features(dataset, len(labels)) if real_features is None else real_features
+        ff = inception_features(images)
         out['gfid'] = fid_from_features(fr, ff)
         out.update(precision_recall(fr, ff))
     return out
