@@ -1,22 +1,62 @@
-"Command-line checks that notebooks test badly: the installed console script in a fresh process."
-import json, shutil, subprocess, sys
+"""Command-line checks that notebooks test badly: the installed console script in a fresh process, the tour end to end,
+JupyterLab started and stopped, and the course notebooks inside a built wheel."""
+import json, os, re, shutil, socket, subprocess, sys, time, urllib.request, zipfile
 from pathlib import Path
+import pytest
+import torch
 import leech_explorer
 
 # the console script installed next to this interpreter (the venv need not be activated)
 SCRIPT = Path(sys.executable).parent / 'leech-explorer'
 if not SCRIPT.exists(): SCRIPT = Path(shutil.which('leech-explorer') or 'leech-explorer')
+REPO = Path(__file__).resolve().parents[1]
+SUBCOMMANDS = ['tour', 'bench', 'lab', 'site']
 
-def run(*args):
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True)
 
-def test_help():
+def run(*args, timeout=600, **kw):
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def test_help_lists_subcommands():
     r = run('--help')
-    assert r.returncode == 0 and 'bench' in r.stdout
+    assert r.returncode == 0
+    for cmd in SUBCOMMANDS: assert re.search(rf'^\s+{cmd}\s', r.stdout, re.M), f'{cmd} missing from --help'
+
+
+@pytest.mark.parametrize('cmd', SUBCOMMANDS)
+def test_subcommand_help(cmd):
+    r = run(cmd, '--help')
+    assert r.returncode == 0 and r.stdout.startswith(f'usage: leech-explorer {cmd}') and '--' in r.stdout
+
 
 def test_version():
     r = run('--version')
     assert r.returncode == 0 and leech_explorer.__version__ in r.stdout
+
+
+@pytest.mark.parametrize('args, message', [
+    (['nope'], 'invalid choice'),
+    (['bench', '--n', '0'], 'positive integer'),
+    (['bench', '--baseline-max', '-3'], 'positive integer'),
+    (['lab', '--port', '0'], 'positive integer'),
+    (['tour', '--device', 'tpu'], 'invalid choice'),
+    (['tour', '--seed', 'one'], 'invalid int value'),
+    (['site', '--src', '/no/such/folder'], 'does not exist'),
+    (['site', '--notebooks', 'no_such_chapter.ipynb', '--out', '{tmp}/site'], 'no such notebook'),
+])
+def test_bad_arguments_one_line(tmp_path, args, message):
+    r = run(*[a.format(tmp=tmp_path) for a in args])
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr          # one line, no usage dump, no traceback
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message for a machine without CUDA')
+@pytest.mark.parametrize('args', [['tour', '--device', 'cuda'], ['bench', '--device', 'cuda', '--n', '8']])
+def test_cuda_without_cuda(tmp_path, args):
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2 and 'no CUDA device' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / 'leech_explorer_report').exists()
+
 
 def test_bench_small(tmp_path):
     out = tmp_path / 'bench.json'
@@ -28,6 +68,81 @@ def test_bench_small(tmp_path):
     assert all(row['vectors_per_s'] > 0 for row in rows)
     assert 'x brute' in r.stdout
 
-def test_bad_subcommand():
-    r = run('nope')
-    assert r.returncode != 0 and 'invalid choice' in r.stderr
+
+def test_tour_quick(tmp_path):
+    "The README's main command, small: every step's checks pass, the report is one self-contained file."
+    out = tmp_path / 'report'
+    r = run('tour', '--quick', '--seed', '1', '--out', str(out))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    m = json.loads((out / 'metrics.json').read_text())
+    assert m['ok'] and m['mode'] == 'quick' and m['seed'] == 1 and m['device'] == 'cpu'
+    assert list(m['steps'])[:3] == ['lattice', 'geometry', 'quantizer']
+    assert all(s['ok'] and s['checks'] and all(s['checks'].values()) for s in m['steps'].values())
+    assert m['steps']['lattice']['shell_size'] == 196560 and m['steps']['lattice']['neighbours_at_min'] == 4600
+    g = m['steps']['geometry']
+    assert g['Λ24 shell']['mse_over_bound'] < g['BSQ-18']['mse_over_bound']
+    q = m['steps']['quantizer']
+    assert q['exact_agree'] == q['exact_inputs'] and q['speedup'] > 1
+    page = (out / 'report.html').read_text()
+    assert page.count('<figure>') >= 2 and page.count('data:image/png;base64,') >= 2
+    assert not re.search(r'(src|href)=["\']https?://', page)              # nothing to fetch to view it
+    assert 'all checks passed' in r.stdout and 'speed-up' in r.stdout      # the terminal's summary table
+
+
+def test_lab_dry_run_keeps_edits(tmp_path):
+    course = tmp_path / 'course'
+    r = run('lab', '--dir', str(course), '--dry-run')
+    assert r.returncode == 0, r.stderr
+    assert 'jupyterlab' in r.stdout and (course / 'nbs' / 'index.ipynb').is_file()
+    (course / 'nbs' / 'index.ipynb').write_text('{}')                      # the student's edit
+    r = run('lab', '--dir', str(course), '--dry-run')
+    assert r.returncode == 0 and '0 files copied' in r.stdout
+    assert (course / 'nbs' / 'index.ipynb').read_text() == '{}'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def test_lab_starts_and_stops(tmp_path):
+    "JupyterLab really starts on the working copy and serves the front page; then we stop it."
+    port = _free_port()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / 'cfg'), JUPYTER_RUNTIME_DIR=str(tmp_path / 'rt'))
+    p = subprocess.Popen([str(SCRIPT), 'lab', '--dir', str(tmp_path / 'course'), '--no-browser', '--port', str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        url = None
+        for _ in range(240):                                                # up to 120 s on a busy machine
+            time.sleep(0.5)
+            assert p.poll() is None, p.stdout.read()
+            try: url = urllib.request.urlopen(f'http://127.0.0.1:{port}/api', timeout=5).read()
+            except OSError: continue
+            break
+        assert url and b'version' in url, 'JupyterLab did not answer'
+    finally:
+        p.terminate()
+        try: p.wait(timeout=30)
+        except subprocess.TimeoutExpired: p.kill(); p.wait()
+    assert (tmp_path / 'course' / 'nbs' / '00_golay.ipynb').is_file()
+
+
+def test_wheel_ships_the_course(tmp_path):
+    "A wheel built from this checkout carries the notebooks; installed from it (no clone), lab finds them."
+    r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', str(REPO),
+                        '-w', str(tmp_path / 'dist')], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 and 'No module named' in r.stderr: pytest.skip(f'cannot build a wheel here: {r.stderr[-200:]}')
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheel = next((tmp_path / 'dist').glob('leech_explorer-*.whl'))
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.split('/')[-1] for n in names if n.startswith('leech_explorer/course_files/nbs/')}
+    assert shipped >= {p.name for p in (REPO / 'nbs').glob('*.ipynb')}
+    site = tmp_path / 'installed'
+    zipfile.ZipFile(wheel).extractall(site)                              # what pip would put in site-packages
+    code = ("import sys; from leech_explorer.website import course_root; from leech_explorer.cli import main; "
+            "print(course_root()); sys.exit(main(['lab', '--dir', sys.argv[1], '--dry-run']))")
+    r = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'course')], capture_output=True, text=True,
+                       cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(site)), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert str(site / 'leech_explorer' / 'course_files') in r.stdout
+    assert (tmp_path / 'course' / 'nbs' / 'index.ipynb').is_file() and (tmp_path / 'course' / 'benchmarks').is_dir()
