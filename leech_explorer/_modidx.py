@@ -240,7 +240,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                            'leech_explorer/triton_search.py'),
                                               'leech_explorer.triton_search.triton_available': ( 'triton.html#triton_available',
                                                                                                  'leech_explorer/triton_search.py')},
-            'leech_explorer.website': { 'leech_explorer.website._execute': ('site.html#_execute', 'leech_explorer/website.py'),
+            'leech_explorer.website': { 'leech_explorer.website._cache_dir': ('site.html#_cache_dir', 'leech_explorer/website.py'),
+                                        'leech_explorer.website._execute': ('site.html#_execute', 'leech_explorer/website.py'),
                                         'leech_explorer.website._navs': ('site.html#_navs', 'leech_explorer/website.py'),
                                         'leech_explorer.website._plotly_html': ('site.html#_plotly_html', 'leech_explorer/website.py'),
                                         'leech_explorer.website._prepare': ('site.html#_prepare', 'leech_explorer/website.py'),
@@ -252,4 +253,5 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'leech_explorer.website.course_root': ('site.html#course_root', 'leech_explorer/website.py'),
                                         'leech_explorer.website.lab_command': ('site.html#lab_command', 'leech_explorer/website.py'),
                                         'leech_explorer.website.local_assets': ('site.html#local_assets', 'leech_explorer/website.py'),
+                                        'leech_explorer.website.mathjax_file': ('site.html#mathjax_file', 'leech_explorer/website.py'),
                                         'leech_explorer.website.working_copy': ('site.html#working_copy', 'leech_explorer/website.py')}}}
