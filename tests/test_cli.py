@@ -38,6 +38,8 @@ def test_version():
     (['nope'], 'invalid choice'),
     (['bench', '--n', '0'], 'positive integer'),
     (['bench', '--baseline-max', '-3'], 'positive integer'),
+    (['bench', '--tokens', '0'], 'positive integer'),
+    (['bench', '--what', 'everything'], 'invalid choice'),
     (['lab', '--port', '0'], 'positive integer'),
     (['tour', '--device', 'tpu'], 'invalid choice'),
     (['tour', '--seed', 'one'], 'invalid int value'),
@@ -60,13 +62,21 @@ def test_cuda_without_cuda(tmp_path, args):
 
 def test_bench_small(tmp_path):
     out = tmp_path / 'bench.json'
-    r = run('bench', '--n', '4096', '--device', 'cpu', '--baseline-max', '1024', '--json', str(out))
+    r = run('bench', '--what', 'search', '--n', '4096', '--device', 'cpu', '--baseline-max', '1024', '--json', str(out))
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text()); rows = rec['rows']
     assert rec['environment']['torch'] and rec['environment']['logical_cpus'] >= 1
     assert {row['method'] for row in rows} == {'numba', 'bruteforce'}
     assert all(row['vectors_per_s'] > 0 for row in rows)
-    assert 'x brute' in r.stdout
+    assert 'x brute' in r.stdout and 'output heads' not in r.stdout
+
+
+def test_bench_heads():
+    r = run('bench', '--what', 'heads', '--head-dims', '16', '--tokens', '8', '--device', 'cpu')
+    assert r.returncode == 0, r.stderr
+    assert 'output heads' in r.stdout and 'full / this' in r.stdout and 'x brute' not in r.stdout
+    rows = [l.split() for l in r.stdout.splitlines() if re.match(r'\s+16\s+(full|shell|vmf)\s', l)]
+    assert {row[1] for row in rows} == {'full', 'shell', 'vmf'}
 
 
 def test_tour_quick(tmp_path):
