@@ -63,7 +63,9 @@ return {
   mathjax: !!(window.MathJax && MathJax.startup && MathJax.startup.document),
   math_rendered: document.querySelectorAll('mjx-container svg').length,
   math_errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
-  raw_tex: [...document.querySelectorAll('.jp-RenderedMarkdown')].filter(e => /\\$\\$[^$]+\\$\\$/.test(e.innerText)).length,
+  raw_tex: [...document.querySelectorAll('.jp-RenderedMarkdown')].filter(e => {      // display math left as text
+    const c = e.cloneNode(true); c.querySelectorAll('code, pre, mjx-container').forEach(x => x.remove());
+    return /\\$\\$[^$]+\\$\\$/.test(c.textContent); }).length,
   images: imgs.length,
   broken_images: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => (i.getAttribute('src') || '').slice(0, 60)),
   plotly: figs.length,
