@@ -11,7 +11,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['GF4_NAMES', 'GF4_MUL', 'ROW_LABELS', 'MOG_CELLS', 'hexacode', 'column_projection', 'column_classes', 'mog_code',
            'is_mog_codeword', 'rref_gf2', 'generator_matrix', 'encode', 'golay_code', 'codeword_index',
-           'weight_enumerator', 'octads', 'octad_index', 'syndrome', 'decode', 'check_answer']
+           'weight_enumerator', 'octads', 'octad_index', 'syndrome', 'decode']
 
 # %% ../nbs/00_golay.ipynb #186d873c
 GF4_NAMES = ('0', '1', 'ω', 'ω̄')  # element k of GF(4) is printed as GF4_NAMES[k]
@@ -192,10 +192,3 @@ def decode(words) -> tuple[np.ndarray, np.ndarray]:
     e = _syndrome_table()[syndrome(w)]
     ok = e[..., 0] != 255
     return np.where(ok[..., None], w ^ e, w), ok
-
-# %% ../nbs/00_golay.ipynb #d91e38f9
-def check_answer(got, expected, name: str = 'answer') -> bool:
-    "Compare a reader's answer with the computed one and say so."
-    ok = bool(np.all(np.asarray(got) == np.asarray(expected)))
-    print(f"{name}: {'correct' if ok else f'not quite — got {got}'}")
-    return ok
