@@ -10,7 +10,7 @@ import leech_explorer
 SCRIPT = Path(sys.executable).parent / 'leech-explorer'
 if not SCRIPT.exists(): SCRIPT = Path(shutil.which('leech-explorer') or 'leech-explorer')
 REPO = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ['tour', 'bench', 'lab', 'site']
+SUBCOMMANDS = ['tour', 'bench', 'train-tokenizer', 'eval-tokenizer', 'lab', 'site']
 
 
 def run(*args, timeout=600, **kw):
@@ -44,6 +44,11 @@ def test_version():
     (['tour', '--device', 'tpu'], 'invalid choice'),
     (['tour', '--seed', 'one'], 'invalid int value'),
     (['site', '--src', '/no/such/folder'], 'does not exist'),
+    (['train-tokenizer', '--dataset', 'cifar10'], 'invalid choice'),
+    (['train-tokenizer', '--steps', '-1'], 'positive integer'),
+    (['train-tokenizer', '--dataset', 'folder', '--root', '/no/such/images'], 'does not exist'),
+    (['eval-tokenizer', '--tokenizer', '/no/such/tokenizer'], 'does not exist'),
+    (['eval-tokenizer', '--n', '0'], 'positive integer'),
     (['site', '--notebooks', 'no_such_chapter.ipynb', '--out', '{tmp}/site'], 'no such notebook'),
 ])
 def test_bad_arguments_one_line(tmp_path, args, message):
@@ -97,6 +102,19 @@ def test_tour_quick(tmp_path):
     assert page.count('<figure>') >= 2 and page.count('data:image/png;base64,') >= 2
     assert not re.search(r'(src|href)=["\']https?://', page)              # nothing to fetch to view it
     assert 'all checks passed' in r.stdout and 'speed-up' in r.stdout      # the terminal's summary table
+
+
+def test_train_and_eval_tokenizer(tmp_path):
+    "A few steps on sklearn's 8x8 digits, then its evaluation: the pair works end to end and writes what it says."
+    out = tmp_path / 'tok'
+    r = run('train-tokenizer', '--dataset', 'digits', '--steps', '2', '--out', str(out), '--seed', '3')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / 'config.json').is_file() and (out / 'model.safetensors').is_file() and 'test PSNR' in r.stdout
+    res = tmp_path / 'eval.json'
+    r = run('eval-tokenizer', '--tokenizer', str(out), '--dataset', 'digits', '--n', '40', '--json', str(res))
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads(res.read_text())
+    assert m['images'] == 40 and m['psnr'] > 0 and 0 < m['ssim'] <= 1 and m['code_tokens'] > 0 and 'psnr' in r.stdout
 
 
 def test_lab_dry_run_keeps_edits(tmp_path):
