@@ -10,7 +10,7 @@ import leech_explorer
 SCRIPT = Path(sys.executable).parent / 'leech-explorer'
 if not SCRIPT.exists(): SCRIPT = Path(shutil.which('leech-explorer') or 'leech-explorer')
 REPO = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ['tour', 'bench', 'train-tokenizer', 'eval-tokenizer', 'lab', 'site']
+SUBCOMMANDS = ['tour', 'bench', 'train-tokenizer', 'eval-tokenizer', 'train-generator', 'sample', 'lab', 'site']
 
 
 def run(*args, timeout=600, **kw):
@@ -49,6 +49,11 @@ def test_version():
     (['train-tokenizer', '--dataset', 'folder', '--root', '/no/such/images'], 'does not exist'),
     (['eval-tokenizer', '--tokenizer', '/no/such/tokenizer'], 'does not exist'),
     (['eval-tokenizer', '--n', '0'], 'positive integer'),
+    (['train-generator', '--tokenizer', '/no/such/tokenizer'], 'does not exist'),
+    (['train-generator', '--optimizer', 'sgd'], 'invalid choice'),
+    (['sample', '--generator', '/no/such/generator'], 'does not exist'),
+    (['sample', '--n-per-label', '0'], 'positive integer'),
+    (['sample', '--top-p', '-0.5'], 'positive number'),
     (['site', '--notebooks', 'no_such_chapter.ipynb', '--out', '{tmp}/site'], 'no such notebook'),
 ])
 def test_bad_arguments_one_line(tmp_path, args, message):
@@ -104,17 +109,44 @@ def test_tour_quick(tmp_path):
     assert 'all checks passed' in r.stdout and 'speed-up' in r.stdout      # the terminal's summary table
 
 
-def test_train_and_eval_tokenizer(tmp_path):
-    "A few steps on sklearn's 8x8 digits, then its evaluation: the pair works end to end and writes what it says."
-    out = tmp_path / 'tok'
+@pytest.fixture(scope='module')
+def small_tokenizer(tmp_path_factory):
+    "A tokenizer trained for 2 steps on sklearn's 8x8 digits (2x2 tokens per image): enough to test the plumbing."
+    out = tmp_path_factory.mktemp('tokenizer') / 'tok'
     r = run('train-tokenizer', '--dataset', 'digits', '--steps', '2', '--out', str(out), '--seed', '3')
     assert r.returncode == 0, r.stderr[-2000:]
-    assert (out / 'config.json').is_file() and (out / 'model.safetensors').is_file() and 'test PSNR' in r.stdout
+    return out, r.stdout
+
+
+def test_train_tokenizer(small_tokenizer):
+    out, stdout = small_tokenizer
+    assert (out / 'config.json').is_file() and (out / 'model.safetensors').is_file() and 'test PSNR' in stdout
+    assert json.loads((out / 'metrics.json').read_text())['steps'] == 2
+
+
+def test_eval_tokenizer(small_tokenizer, tmp_path):
     res = tmp_path / 'eval.json'
-    r = run('eval-tokenizer', '--tokenizer', str(out), '--dataset', 'digits', '--n', '40', '--json', str(res))
+    r = run('eval-tokenizer', '--tokenizer', str(small_tokenizer[0]), '--dataset', 'digits', '--n', '40', '--json', str(res))
     assert r.returncode == 0, r.stderr[-2000:]
     m = json.loads(res.read_text())
-    assert m['images'] == 40 and m['psnr'] > 0 and 0 < m['ssim'] <= 1 and m['code_tokens'] > 0 and 'psnr' in r.stdout
+    assert m['images'] == 40 and m['psnr'] > 0 and 0 < m['ssim'] <= 1 and m['code_tokens'] == 40 * 4 and 'psnr' in r.stdout
+
+
+def test_train_generator_and_sample(small_tokenizer, tmp_path):
+    tok = str(small_tokenizer[0])
+    r = run('train-generator', '--tokenizer', tok, '--dataset', 'digits', '--steps', '2', '--out', str(tmp_path / 'run'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    gen = tmp_path / 'run' / 'generator'
+    assert (gen / 'config.json').is_file() and (gen / 'model.safetensors').is_file()
+    png = tmp_path / 'grid.png'
+    r = run('sample', '--generator', str(gen), '--tokenizer', tok, '--labels', '0', '7', '--n-per-label', '3', '--out', str(png))
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = png.read_bytes()
+    assert data[:8] == b'\x89PNG\r\n\x1a\n'
+    width, height = int.from_bytes(data[16:20], 'big'), int.from_bytes(data[20:24], 'big')
+    assert (width, height) == (3 * (8 + 2) + 2, 2 * (8 + 2) + 2)          # 3 samples per row, 2 labels, 8x8 digits
+    r = run('sample', '--generator', str(gen), '--tokenizer', tok, '--labels', '12', '--out', str(png))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_lab_dry_run_keeps_edits(tmp_path):
