@@ -551,6 +551,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'leech_explorer.tour._spectrum_leech': ('tour.html#_spectrum_leech', 'leech_explorer/tour.py'),
                                      'leech_explorer.tour.render_report': ('tour.html#render_report', 'leech_explorer/tour.py'),
                                      'leech_explorer.tour.run_tour': ('tour.html#run_tour', 'leech_explorer/tour.py'),
+                                     'leech_explorer.tour.step_generator': ('tour.html#step_generator', 'leech_explorer/tour.py'),
                                      'leech_explorer.tour.step_geometry': ('tour.html#step_geometry', 'leech_explorer/tour.py'),
                                      'leech_explorer.tour.step_lattice': ('tour.html#step_lattice', 'leech_explorer/tour.py'),
                                      'leech_explorer.tour.step_quantizer': ('tour.html#step_quantizer', 'leech_explorer/tour.py'),
