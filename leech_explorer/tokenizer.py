@@ -45,7 +45,7 @@ class TokenizerConfig:
     perceptual_weight: float = 0.1  # LPIPS (paper: 0.1), or the documented fallback when LPIPS weights are not available
     perceptual: str = 'auto'      # 'auto': real LPIPS if its AlexNet weights are cached, else the fallback; 'lpips'; 'fallback'; 'none'
     gan_weight: float = 0.01      # adversarial term (paper: 0.1), after `gan_start` steps; weak here: MNIST needs little sharpening, and it costs PSNR
-    gan_start: int = 1200         # reconstruction-only warm-up: a discriminator facing blurry early outputs wins too easily
+    gan_start: int = 450          # reconstruction-only warm-up: a discriminator facing blurry early outputs wins too easily
     disc_width: int = 16          # channels of the patch discriminator's first layer
 
     @property
@@ -286,7 +286,7 @@ class TokenizerLoss(nn.Module):
 
 # %% ../nbs/06_tokenizer.ipynb #17d6dc4a
 TRAIN_PRESETS = {          # the training recipe that goes with each architecture preset
-    'tiny': TrainConfig(steps=1500, batch_size=64, lr=2e-3, warmup=100, log_every=50, find_unused=True),
+    'tiny': TrainConfig(steps=600, batch_size=64, lr=2e-3, warmup=100, log_every=50, find_unused=True),   # ~20 dB by step 400
     'paper': TrainConfig(steps=1_000_000, batch_size=256, lr=1e-4, warmup=5000, ema=0.999, log_every=100, find_unused=True),
 }
 
