@@ -13,5 +13,5 @@ fi
 echo "== building the site into $site"
 rm -rf "$site"
 "$venv/bin/leech-explorer" site --out "$site"
-echo "== opening every page in headless $(chromium --version)"
+echo "== opening every page in headless $(chromium --version 2>/dev/null)"
 LEECH_SITE="$site" "$venv/bin/pytest" -q tests/test_site_browser.py
