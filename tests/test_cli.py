@@ -1,6 +1,6 @@
 """Command-line checks that notebooks test badly: the installed console script in a fresh process, the tour end to end,
 JupyterLab started and stopped, and the course notebooks inside a built wheel."""
-import json, os, re, shutil, socket, subprocess, sys, time, urllib.request, zipfile
+import json, os, re, shutil, signal, socket, subprocess, sys, time, urllib.request, zipfile
 from pathlib import Path
 import pytest
 import torch
@@ -172,7 +172,7 @@ def test_lab_starts_and_stops(tmp_path):
     port = _free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / 'cfg'), JUPYTER_RUNTIME_DIR=str(tmp_path / 'rt'))
     p = subprocess.Popen([str(SCRIPT), 'lab', '--dir', str(tmp_path / 'course'), '--no-browser', '--port', str(port)],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
     try:
         url = None
         for _ in range(240):                                                # up to 120 s on a busy machine
@@ -182,10 +182,10 @@ def test_lab_starts_and_stops(tmp_path):
             except OSError: continue
             break
         assert url and b'version' in url, 'JupyterLab did not answer'
-    finally:
-        p.terminate()
+    finally:                                                            # stop the server and anything it started
+        os.killpg(p.pid, signal.SIGTERM)
         try: p.wait(timeout=30)
-        except subprocess.TimeoutExpired: p.kill(); p.wait()
+        except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
     assert (tmp_path / 'course' / 'nbs' / '00_golay.ipynb').is_file()
 
 
