@@ -1,33 +1,210 @@
-"Command-line checks that notebooks test badly: the installed console script in a fresh process."
-import json, shutil, subprocess, sys
+"""Command-line checks that notebooks test badly: the installed console script in a fresh process, the tour end to end,
+JupyterLab started and stopped, and the course notebooks inside a built wheel."""
+import json, os, re, shutil, signal, socket, subprocess, sys, time, urllib.request, zipfile
 from pathlib import Path
+import pytest
+import torch
 import leech_explorer
 
 # the console script installed next to this interpreter (the venv need not be activated)
 SCRIPT = Path(sys.executable).parent / 'leech-explorer'
 if not SCRIPT.exists(): SCRIPT = Path(shutil.which('leech-explorer') or 'leech-explorer')
+REPO = Path(__file__).resolve().parents[1]
+SUBCOMMANDS = ['tour', 'bench', 'train-tokenizer', 'eval-tokenizer', 'train-generator', 'sample', 'lab', 'site']
 
-def run(*args):
-    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True)
 
-def test_help():
+def run(*args, timeout=600, **kw):
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def test_help_lists_subcommands():
     r = run('--help')
-    assert r.returncode == 0 and 'bench' in r.stdout
+    assert r.returncode == 0
+    for cmd in SUBCOMMANDS: assert re.search(rf'^\s+{cmd}\s', r.stdout, re.M), f'{cmd} missing from --help'
+
+
+@pytest.mark.parametrize('cmd', SUBCOMMANDS)
+def test_subcommand_help(cmd):
+    r = run(cmd, '--help')
+    assert r.returncode == 0 and r.stdout.startswith(f'usage: leech-explorer {cmd}') and '--' in r.stdout
+
 
 def test_version():
     r = run('--version')
     assert r.returncode == 0 and leech_explorer.__version__ in r.stdout
 
+
+@pytest.mark.parametrize('args, message', [
+    (['nope'], 'invalid choice'),
+    (['bench', '--n', '0'], 'positive integer'),
+    (['bench', '--baseline-max', '-3'], 'positive integer'),
+    (['bench', '--tokens', '0'], 'positive integer'),
+    (['bench', '--what', 'everything'], 'invalid choice'),
+    (['lab', '--port', '0'], 'positive integer'),
+    (['tour', '--device', 'tpu'], 'invalid choice'),
+    (['tour', '--seed', 'one'], 'invalid int value'),
+    (['site', '--src', '/no/such/folder'], 'does not exist'),
+    (['train-tokenizer', '--dataset', 'cifar10'], 'invalid choice'),
+    (['train-tokenizer', '--steps', '-1'], 'positive integer'),
+    (['train-tokenizer', '--dataset', 'folder', '--root', '/no/such/images'], 'does not exist'),
+    (['eval-tokenizer', '--tokenizer', '/no/such/tokenizer'], 'does not exist'),
+    (['eval-tokenizer', '--n', '0'], 'positive integer'),
+    (['train-generator', '--tokenizer', '/no/such/tokenizer'], 'does not exist'),
+    (['train-generator', '--optimizer', 'sgd'], 'invalid choice'),
+    (['sample', '--generator', '/no/such/generator'], 'does not exist'),
+    (['sample', '--n-per-label', '0'], 'positive integer'),
+    (['sample', '--top-p', '-0.5'], 'positive number'),
+    (['site', '--notebooks', 'no_such_chapter.ipynb', '--out', '{tmp}/site'], 'no such notebook'),
+])
+def test_bad_arguments_one_line(tmp_path, args, message):
+    r = run(*[a.format(tmp=tmp_path) for a in args])
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr          # one line, no usage dump, no traceback
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message for a machine without CUDA')
+@pytest.mark.parametrize('args', [['tour', '--device', 'cuda'], ['bench', '--device', 'cuda', '--n', '8']])
+def test_cuda_without_cuda(tmp_path, args):
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2 and 'no CUDA device' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / 'leech_explorer_report').exists()
+
+
 def test_bench_small(tmp_path):
     out = tmp_path / 'bench.json'
-    r = run('bench', '--n', '4096', '--device', 'cpu', '--baseline-max', '1024', '--json', str(out))
+    r = run('bench', '--what', 'search', '--n', '4096', '--device', 'cpu', '--baseline-max', '1024', '--json', str(out))
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text()); rows = rec['rows']
     assert rec['environment']['torch'] and rec['environment']['logical_cpus'] >= 1
     assert {row['method'] for row in rows} == {'numba', 'bruteforce'}
     assert all(row['vectors_per_s'] > 0 for row in rows)
-    assert 'x brute' in r.stdout
+    assert 'x brute' in r.stdout and 'output heads' not in r.stdout
 
-def test_bad_subcommand():
-    r = run('nope')
-    assert r.returncode != 0 and 'invalid choice' in r.stderr
+
+def test_bench_heads():
+    r = run('bench', '--what', 'heads', '--head-dims', '16', '--tokens', '8', '--device', 'cpu')
+    assert r.returncode == 0, r.stderr
+    assert 'output heads' in r.stdout and 'full / this' in r.stdout and 'x brute' not in r.stdout
+    rows = [l.split() for l in r.stdout.splitlines() if re.match(r'\s+16\s+(full|shell|vmf)\s', l)]
+    assert {row[1] for row in rows} == {'full', 'shell', 'vmf'}
+
+
+def test_tour_quick(tmp_path):
+    "The README's main command, small: every step's checks pass, the report is one self-contained file."
+    out = tmp_path / 'report'
+    r = run('tour', '--quick', '--seed', '1', '--out', str(out))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    m = json.loads((out / 'metrics.json').read_text())
+    assert m['ok'] and m['mode'] == 'quick' and m['seed'] == 1 and m['device'] == 'cpu'
+    assert list(m['steps']) == ['lattice', 'geometry', 'quantizer', 'tokenizer']
+    assert all(s['ok'] and s['checks'] and all(s['checks'].values()) for s in m['steps'].values())
+    assert m['steps']['lattice']['shell_size'] == 196560 and m['steps']['lattice']['neighbours_at_min'] == 4600
+    g = m['steps']['geometry']
+    assert g['Λ24 shell']['mse_over_bound'] < g['BSQ-18']['mse_over_bound']
+    q = m['steps']['quantizer']
+    assert q['exact_agree'] == q['exact_inputs'] and q['speedup'] > 1
+    t = m['steps']['tokenizer']
+    assert t['images'] == 100 and t['tokens_per_image'] == 49 and t['psnr'] > t['mean_digit_psnr'] and 0 < t['ssim'] <= 1
+    page = (out / 'report.html').read_text()
+    assert page.count('<figure>') == 3 and page.count('data:image/png;base64,') == 3
+    assert not re.search(r'(src|href)=["\']https?://', page)              # nothing to fetch to view it
+    assert 'all checks passed' in r.stdout and 'speed-up' in r.stdout      # the terminal's summary table
+
+
+@pytest.fixture(scope='module')
+def small_tokenizer(tmp_path_factory):
+    "A tokenizer trained for 2 steps on sklearn's 8x8 digits (2x2 tokens per image): enough to test the plumbing."
+    out = tmp_path_factory.mktemp('tokenizer') / 'tok'
+    r = run('train-tokenizer', '--dataset', 'digits', '--steps', '2', '--out', str(out), '--seed', '3')
+    assert r.returncode == 0, r.stderr[-2000:]
+    return out, r.stdout
+
+
+def test_train_tokenizer(small_tokenizer):
+    out, stdout = small_tokenizer
+    assert (out / 'config.json').is_file() and (out / 'model.safetensors').is_file() and 'test PSNR' in stdout
+    assert json.loads((out / 'metrics.json').read_text())['steps'] == 2
+
+
+def test_eval_tokenizer(small_tokenizer, tmp_path):
+    res = tmp_path / 'eval.json'
+    r = run('eval-tokenizer', '--tokenizer', str(small_tokenizer[0]), '--dataset', 'digits', '--n', '40', '--json', str(res))
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads(res.read_text())
+    assert m['images'] == 40 and m['psnr'] > 0 and 0 < m['ssim'] <= 1 and m['code_tokens'] == 40 * 4 and 'psnr' in r.stdout
+
+
+def test_train_generator_and_sample(small_tokenizer, tmp_path):
+    tok = str(small_tokenizer[0])
+    r = run('train-generator', '--tokenizer', tok, '--dataset', 'digits', '--steps', '2', '--out', str(tmp_path / 'run'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    gen = tmp_path / 'run' / 'generator'
+    assert (gen / 'config.json').is_file() and (gen / 'model.safetensors').is_file()
+    png = tmp_path / 'grid.png'
+    r = run('sample', '--generator', str(gen), '--tokenizer', tok, '--labels', '0', '7', '--n-per-label', '3', '--out', str(png))
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = png.read_bytes()
+    assert data[:8] == b'\x89PNG\r\n\x1a\n'
+    width, height = int.from_bytes(data[16:20], 'big'), int.from_bytes(data[20:24], 'big')
+    assert (width, height) == (3 * (8 + 2) + 2, 2 * (8 + 2) + 2)          # 3 samples per row, 2 labels, 8x8 digits
+    r = run('sample', '--generator', str(gen), '--tokenizer', tok, '--labels', '12', '--out', str(png))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_lab_dry_run_keeps_edits(tmp_path):
+    course = tmp_path / 'course'
+    r = run('lab', '--dir', str(course), '--dry-run')
+    assert r.returncode == 0, r.stderr
+    assert 'jupyterlab' in r.stdout and (course / 'nbs' / 'index.ipynb').is_file()
+    (course / 'nbs' / 'index.ipynb').write_text('{}')                      # the student's edit
+    r = run('lab', '--dir', str(course), '--dry-run')
+    assert r.returncode == 0 and '0 files copied' in r.stdout
+    assert (course / 'nbs' / 'index.ipynb').read_text() == '{}'
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def test_lab_starts_and_stops(tmp_path):
+    "JupyterLab really starts on the working copy and serves the front page; then we stop it."
+    port = _free_port()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / 'cfg'), JUPYTER_RUNTIME_DIR=str(tmp_path / 'rt'))
+    p = subprocess.Popen([str(SCRIPT), 'lab', '--dir', str(tmp_path / 'course'), '--no-browser', '--port', str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    try:
+        url = None
+        for _ in range(240):                                                # up to 120 s on a busy machine
+            time.sleep(0.5)
+            assert p.poll() is None, p.stdout.read()
+            try: url = urllib.request.urlopen(f'http://127.0.0.1:{port}/api', timeout=5).read()
+            except OSError: continue
+            break
+        assert url and b'version' in url, 'JupyterLab did not answer'
+    finally:                                                            # stop the server and anything it started
+        os.killpg(p.pid, signal.SIGTERM)
+        try: p.wait(timeout=30)
+        except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert (tmp_path / 'course' / 'nbs' / '00_golay.ipynb').is_file()
+
+
+def test_wheel_ships_the_course(tmp_path):
+    "A wheel built from this checkout carries the notebooks; installed from it (no clone), lab finds them."
+    r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', str(REPO),
+                        '-w', str(tmp_path / 'dist')], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 and 'No module named' in r.stderr: pytest.skip(f'cannot build a wheel here: {r.stderr[-200:]}')
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheel = next((tmp_path / 'dist').glob('leech_explorer-*.whl'))
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.split('/')[-1] for n in names if n.startswith('leech_explorer/course_files/nbs/')}
+    assert shipped >= {p.name for p in (REPO / 'nbs').glob('*.ipynb')}
+    site = tmp_path / 'installed'
+    zipfile.ZipFile(wheel).extractall(site)                              # what pip would put in site-packages
+    code = ("import sys; from leech_explorer.website import course_root; from leech_explorer.cli import main; "
+            "print(course_root()); sys.exit(main(['lab', '--dir', sys.argv[1], '--dry-run']))")
+    r = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'course')], capture_output=True, text=True,
+                       cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(site)), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert str(site / 'leech_explorer' / 'course_files') in r.stdout
+    assert (tmp_path / 'course' / 'nbs' / 'index.ipynb').is_file() and (tmp_path / 'course' / 'benchmarks').is_dir()
