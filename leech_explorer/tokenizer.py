@@ -79,11 +79,12 @@ def tokenizer_config(preset: str = 'tiny', **changes) -> TokenizerConfig:
 
 # %% ../nbs/06_tokenizer.ipynb #fb20b043
 def make_quantizer(cfg: TokenizerConfig) -> nn.Module:
-    "The quantizer that `cfg` names."
+    "The quantizer that `cfg` names; tokens are channel-last (B, N, 24), so index grids decode to (B, h, w, 24) codes."
     if cfg.quantizer == 'leech':
-        return LeechQuantizer(None if cfg.codebook_size == 196560 else shell_subset(cfg.codebook_size, 'random', seed=0))
-    if cfg.quantizer == 'bsq': return BSQuantizer(cfg.bits, entropy_weight=cfg.entropy_weight)
-    return VectorQuantizer(cfg.codebook_size, 24)
+        return LeechQuantizer(None if cfg.codebook_size == 196560 else shell_subset(cfg.codebook_size, 'random', seed=0),
+                              channel_first=False)
+    if cfg.quantizer == 'bsq': return BSQuantizer(cfg.bits, entropy_weight=cfg.entropy_weight, channel_first=False)
+    return VectorQuantizer(cfg.codebook_size, 24, channel_first=False)
 
 # %% ../nbs/06_tokenizer.ipynb #ef20f488
 class ViT(nn.Module):
