@@ -310,7 +310,7 @@ def summary_table(steps: list[Step]) -> str:
     return '\n'.join(lines[1:])
 
 # %% ../nbs/08_tour.ipynb #c8c28fad
-STEPS = (step_lattice, step_geometry, step_quantizer, step_tokenizer)
+STEPS = (step_lattice, step_geometry, step_quantizer, step_tokenizer, step_generator)
 
 def run_tour(out: str | Path = 'leech_explorer_report',  # folder for report.html and metrics.json
              quick: bool = False,                          # the small, fast version (under a minute on a laptop CPU)

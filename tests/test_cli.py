@@ -96,7 +96,7 @@ def test_tour_quick(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     m = json.loads((out / 'metrics.json').read_text())
     assert m['ok'] and m['mode'] == 'quick' and m['seed'] == 1 and m['device'] == 'cpu'
-    assert list(m['steps']) == ['lattice', 'geometry', 'quantizer', 'tokenizer']
+    assert list(m['steps']) == ['lattice', 'geometry', 'quantizer', 'tokenizer', 'generator']
     assert all(s['ok'] and s['checks'] and all(s['checks'].values()) for s in m['steps'].values())
     assert m['steps']['lattice']['shell_size'] == 196560 and m['steps']['lattice']['neighbours_at_min'] == 4600
     g = m['steps']['geometry']
@@ -105,8 +105,10 @@ def test_tour_quick(tmp_path):
     assert q['exact_agree'] == q['exact_inputs'] and q['speedup'] > 1
     t = m['steps']['tokenizer']
     assert t['images'] == 100 and t['tokens_per_image'] == 49 and t['psnr'] > t['mean_digit_psnr'] and 0 < t['ssim'] <= 1
+    s = m['steps']['generator']
+    assert s['samples'] == 50 and s['classifier_score'] > 3 * s['chance'] and s['real_test_accuracy'] > 0.9
     page = (out / 'report.html').read_text()
-    assert page.count('<figure>') == 3 and page.count('data:image/png;base64,') == 3
+    assert page.count('<figure>') == 4 and page.count('data:image/png;base64,') == 4
     assert not re.search(r'(src|href)=["\']https?://', page)              # nothing to fetch to view it
     assert 'all checks passed' in r.stdout and 'speed-up' in r.stdout      # the terminal's summary table
 
