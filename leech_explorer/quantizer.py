@@ -16,8 +16,8 @@ from .fast_search import numba, _search_numba, _search_torch, _LANES
 from .interface import DropIn, LossBreakdown
 
 # %% auto #0
-__all__ = ['METHODS', 'reference_search', 'nearest_shell_index', 'default_chunk_size', 'score_gap', 'leech_search',
-           'LeechQuantizer', 'shell_subset']
+__all__ = ['METHODS', 'reference_search', 'nearest_shell_index', 'default_chunk_size', 'score_gap', 'LeechQuantizer',
+           'shell_subset']
 
 # %% ../nbs/03_quantizer.ipynb #37ca09cd
 def reference_search(z: Tensor,   # (N, 24) float, any scale
@@ -130,18 +130,25 @@ def score_gap(z: Tensor,               # (..., 24) inputs
     return out
 
 # %% ../nbs/03_quantizer.ipynb #ccadd680
-@torch.library.custom_op('leech_explorer::nearest_shell_index', mutates_args=())
-def leech_search(z: Tensor,    # (..., 24) float, any scale
-                 method: str,  # as in `nearest_shell_index`
-                 ) -> Tensor:  # (...) long
-    "`nearest_shell_index` as one opaque PyTorch operator: `torch.compile` calls it without tracing into the search."
-    return nearest_shell_index(z, method)
+# One registration per process: re-running this cell (or importing the module after running this notebook in the
+# same kernel) reuses the operator instead of registering it twice; the registry module keeps it alive.
+import sys, types
+_ops = sys.modules.setdefault('leech_explorer._ops', types.ModuleType('leech_explorer._ops'))
+if hasattr(_ops, 'leech_search'): leech_search = _ops.leech_search
+else:
+    @torch.library.custom_op('leech_explorer::nearest_shell_index', mutates_args=())
+    def leech_search(z: Tensor,    # (..., 24) float, any scale
+                     method: str,  # as in `nearest_shell_index`
+                     ) -> Tensor:  # (...) long
+        "`nearest_shell_index` as one opaque PyTorch operator: `torch.compile` calls it without tracing into the search."
+        return nearest_shell_index(z, method)
 
-@leech_search.register_fake
-def _(z, method): return z.new_empty(z.shape[:-1], dtype=torch.long)   # what the compiler needs: shape and dtype
+    @leech_search.register_fake
+    def _(z, method): return z.new_empty(z.shape[:-1], dtype=torch.long)   # what the compiler needs: shape and dtype
 
-def _no_gradient(ctx, grad): return None, None                           # indices are piecewise constant in z
-leech_search.register_autograd(_no_gradient)
+    def _no_gradient(ctx, grad): return None, None                           # indices are piecewise constant in z
+    leech_search.register_autograd(_no_gradient)
+    _ops.leech_search = leech_search
 
 # %% ../nbs/03_quantizer.ipynb #e4a75d2f
 class LeechQuantizer(DropIn):
