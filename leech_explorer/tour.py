@@ -54,7 +54,7 @@ class TourSettings:
 
     @classmethod
     def quick(cls) -> 'TourSettings': return cls(mse_samples=2**13, bench_n=2**14, bench_baseline=2**11, exact_n=1024, recon_n=100,
-                                      samples_per_class=5, judge_epochs=1)
+                                      samples_per_class=5, judge_epochs=3)
 
 # %% ../nbs/08_tour.ipynb #4c81ad06
 def _figure(ncols: int = 1, width: float = 5.0, height: float = 3.2):
