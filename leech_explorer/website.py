@@ -241,6 +241,8 @@ def build_site(out: str | Path = 'site',              # folder to write the site
     if (assets['mathjax'].parent.parent / 'LICENSE').is_file():
         shutil.copy2(assets['mathjax'].parent.parent / 'LICENSE', out / 'assets' / 'mathjax' / 'LICENSE')
     shutil.copy2(assets['plotly'], out / 'assets' / 'plotly.min.js')
+    pictures = files[0].parent.parent / 'images'   # pictures the pages link to (the front page's figure, ../images/...)
+    if pictures.is_dir(): shutil.copytree(pictures, out / 'images', dirs_exist_ok=True)
     nbs = [nbformat.read(p, as_version=4) for p in files]
     pages = [dict(file='index.html' if p.stem == 'index' else f'{p.stem}.html', notebook=p.name,
                   title=_title(nb, p.stem), short='home' if p.stem == 'index' else p.stem.split('_')[0])
