@@ -9,7 +9,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from tqdm.auto import tqdm
-from .quantizer import nearest_shell_index, default_chunk_size, numba
+from .quantizer import nearest_shell_index, default_chunk_size, numba, _auto_method
 
 # %% auto #0
 __all__ = ['benchmark', 'format_benchmark', 'peak_tensor_bytes', 'environment', 'save_run', 'load_runs']
@@ -38,7 +38,7 @@ def _bench_one(method: str, n: int, device: str = 'cpu', chunk_size: int | None 
     sync(); dt = time.perf_counter() - t0
     peak = (torch.cuda.max_memory_allocated() if device.startswith('cuda')
             else _peak_rss()) - base
-    if method == 'auto': method = 'numba' if (device == 'cpu' and numba is not None) else 'torch'
+    if method == 'auto': method = _auto_method(device)
     in_flight = min(n, chunk_size or default_chunk_size(method, device))
     return dict(method=method, device=device, n=n, seconds=dt, vectors_per_s=n / dt,
                 peak_extra_mb=max(peak, 0) / 2**20, bytes_per_vector=max(peak, 0) / in_flight)

@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser('bench', help="time the nearest-code search against brute force, and a generator's output heads (same run, ratios)")
     b.add_argument('--n', type=positive_int, nargs='+', default=[65536, 1048576], help='numbers of input vectors (default: 65536 1048576)')
     b.add_argument('--device', nargs='+', default=None, choices=['cpu', 'cuda'], help='devices (default: cpu, plus cuda if present)')
-    b.add_argument('--method', nargs='+', default=['auto'], choices=['auto', 'numba', 'torch'], help='structured methods to time')
+    b.add_argument('--method', nargs='+', default=['auto'], choices=['auto', 'numba', 'torch', 'triton'], help='structured methods to time')
     b.add_argument('--baseline-max', type=positive_int, default=16384, help='time brute force on at most this many vectors on CPU')
     b.add_argument('--json', default=None, help="also write the search rows and the machine's environment to this JSON file")
     b.add_argument('--what', nargs='+', default=['search', 'heads'], choices=['search', 'heads'],

@@ -17,9 +17,9 @@ from .optim import make_optimizer
 from .shell_softmax import shell_log_partition, sample_shell, linear_theta
 
 # %% auto #0
-__all__ = ['HEADS', 'PRETRAINED', 'linear_cross_entropy', 'GeneratorConfig', 'Block', 'filter_logits', 'FullHead',
-           'FactorizedHead', 'check_labels', 'Generator', 'sample', 'pretrained_dir', 'tokenizer_fingerprint',
-           'save_pretrained', 'from_pretrained', 'check_pair', 'ShellHead', 'VMFHead']
+__all__ = ['CE_BACKENDS', 'HEADS', 'PRETRAINED', 'linear_cross_entropy', 'cce_available', 'GeneratorConfig', 'Block',
+           'filter_logits', 'FullHead', 'FactorizedHead', 'check_labels', 'Generator', 'sample', 'pretrained_dir',
+           'tokenizer_fingerprint', 'save_pretrained', 'from_pretrained', 'check_pair', 'ShellHead', 'VMFHead']
 
 # %% ../nbs/07_generator.ipynb #736703a9
 def _chunk_logits(h: Tensor, weight: Tensor, bias: Tensor | None, j: int, size: int) -> Tensor:
@@ -78,6 +78,7 @@ def linear_cross_entropy(hidden: Tensor,              # (N, d) hidden states
                          bias: Tensor | None = None,  # (V,) head bias
                          chunk_size: int = 8192,      # vocabulary rows per chunk
                          token_chunk: int = 1024,     # tokens per chunk: at most token_chunk x chunk_size logits exist
+                         backend: str = 'chunked',    # 'chunked' (this function, any device), 'cce' (cut-cross-entropy, CUDA), 'auto'
                          ) -> tuple[Tensor, Tensor]:  # (N,) cross-entropy per token, (N,) log Z per token (for Z-loss)
     "Cross-entropy of the linear head h @ W.T + b without materializing the (N, V) logits; differentiable."
     if hidden.ndim != 2 or weight.ndim != 2 or hidden.shape[1] != weight.shape[1]:
@@ -86,7 +87,32 @@ def linear_cross_entropy(hidden: Tensor,              # (N, d) hidden states
         raise ValueError(f"targets must have shape ({len(hidden)},), got {tuple(targets.shape)}")
     check_indices(targets, len(weight), 'targets')
     if chunk_size < 1 or token_chunk < 1: raise ValueError("chunk_size and token_chunk must be positive")
+    if backend not in CE_BACKENDS: raise ValueError(f"backend must be one of {CE_BACKENDS}, got {backend!r}")
+    if backend == 'auto': backend = 'cce' if cce_available(hidden.device) else 'chunked'
+    if backend == 'cce': return _cce_loss(hidden, weight, targets.long(), bias)
     return _LinearCrossEntropy.apply(hidden, weight, bias, targets.long(), chunk_size, token_chunk)
+
+CE_BACKENDS = ('chunked', 'cce', 'auto')
+
+def cce_available(device) -> bool:
+    "True where the optional cut-cross-entropy backend can run: the package is installed and `device` is a GPU."
+    import importlib.util
+    return torch.device(device).type == 'cuda' and importlib.util.find_spec('cut_cross_entropy') is not None
+
+def _cce_loss(hidden: Tensor, weight: Tensor, targets: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    "cut-cross-entropy's fused Triton kernel (Wijmans et al. 2025): per-token CE, and log Z = CE + the target's logit."
+    if not cce_available(hidden.device):
+        raise ValueError("backend='cce' needs the cut-cross-entropy package (pip install cut-cross-entropy) and CUDA "
+                         "tensors; backend='chunked' runs anywhere")
+    from cut_cross_entropy import linear_cross_entropy as cce
+    dtype = hidden.dtype if hidden.dtype in (torch.float16, torch.bfloat16) else torch.bfloat16   # its kernels' types
+    if torch.is_autocast_enabled('cuda'): dtype = torch.get_autocast_dtype('cuda')
+    h, w = hidden.to(dtype), weight.to(dtype)
+    if bias is not None:                       # it has no bias: fold b in as one more input column of ones
+        h = torch.cat([h, h.new_ones(len(h), 1)], 1); w = torch.cat([w, bias.to(dtype)[:, None]], 1)
+    ce = cce(h, w, targets, reduction='none', filter_eps=None).float()   # no gradient filtering: see the text
+    return ce, ce + (h * w[targets]).float().sum(1)
+
 
 # %% ../nbs/07_generator.ipynb #16d49430
 HEADS = ('full', 'factorized', 'shell', 'vmf')
@@ -102,9 +128,10 @@ class GeneratorConfig:
     mlp_ratio: int = 4                # MLP width = mlp_ratio * d_model
     dropout: float = 0.0              # attention/MLP dropout (small data may want 0.1)
     class_dropout: float = 0.1        # share of training labels replaced by "no class": teaches the unconditional model
-    head: str = 'factorized'          # 'full' (196,560 logits), 'factorized' (24 x 9), 'shell' or 'vmf' (exact over the shell)
+    head: str = 'shell'               # 'shell' or 'vmf' (exact over the shell; chapter 07c: best at equal budget), 'full' (196,560 logits), 'factorized' (24 x 9)
     z_loss: float = 1e-4              # alpha in alpha * log^2 Z (the paper's value); 0 switches it off
     chunk_size: int = 8192            # vocabulary rows per chunk of the full head's cross-entropy
+    ce_backend: str = 'chunked'       # full head's loss: 'chunked' (ours, exact), 'cce' (cut-cross-entropy, CUDA, faster), 'auto' (cce where it runs)
     tokenizer: str = 'mnist-tiny'     # the tokenizer whose indices this model predicts (its name)
     tokenizer_fingerprint: str = ''   # a digest of that tokenizer's weights: pairs a generator with its tokenizer
 
@@ -117,6 +144,7 @@ class GeneratorConfig:
             raise ValueError("n_classes, d_model, n_layers, n_heads, mlp_ratio and chunk_size must be positive")
         if not 0 <= self.class_dropout < 1: raise ValueError(f"class_dropout must lie in [0, 1), got {self.class_dropout}")
         if self.z_loss < 0: raise ValueError(f"z_loss must be >= 0, got {self.z_loss}")
+        if self.ce_backend not in CE_BACKENDS: raise ValueError(f"ce_backend must be one of {CE_BACKENDS}, got {self.ce_backend!r}")
 
     @property
     def seq_len(self) -> int: return self.grid[0] * self.grid[1]
@@ -182,10 +210,10 @@ class FullHead(nn.Module):
     "Linear(d, 196560): one logit per shell vector, trained with the chunked cross-entropy."
     def __init__(self, c: GeneratorConfig):
         super().__init__()
-        self.proj, self.chunk_size = nn.Linear(c.d_model, SHELL_SIZE), c.chunk_size
+        self.proj, self.chunk_size, self.backend = nn.Linear(c.d_model, SHELL_SIZE), c.chunk_size, c.ce_backend
         nn.init.zeros_(self.proj.bias)
     def loss(self, h: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:   # h (N, D), idx (N,) -> nll (N,), log^2 Z (N,)
-        nll, lse = linear_cross_entropy(h, self.proj.weight, idx, self.proj.bias, chunk_size=self.chunk_size)
+        nll, lse = linear_cross_entropy(h, self.proj.weight, idx, self.proj.bias, chunk_size=self.chunk_size, backend=self.backend)
         return nll, lse ** 2
     def outputs(self, h: Tensor) -> Tensor: return self.proj(h).float()            # (N, 196560) logits
     def draw(self, out, temperature, top_k, top_p, generator):                      # -> indices (N,), raw valid (N,)

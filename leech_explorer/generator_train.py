@@ -16,8 +16,9 @@ from .metrics import inception_features, fid_from_features, precision_recall
 from .generator import Generator, GeneratorConfig, HEADS, check_labels, check_pair, tokenizer_fingerprint
 
 # %% auto #0
-__all__ = ['TRAIN_PRESETS', 'encode_dataset', 'generator_loss', 'load_tokenizer', 'train_generator', 'generate_images',
-           'write_png', 'sample_grid', 'digit_classifier', 'classifier_score', 'test_features', 'evaluate_generator']
+__all__ = ['TRAIN_PRESETS', 'STABILITY', 'STABILITY_MODEL', 'STABILITY_RECIPE', 'HEAD_RECIPE', 'encode_dataset', 'generator_loss',
+           'load_tokenizer', 'train_generator', 'generate_images', 'write_png', 'sample_grid', 'digit_classifier',
+           'classifier_score', 'test_features', 'evaluate_generator']
 
 # %% ../nbs/07c_generator_training.ipynb #c1b76c34
 TRAIN_PRESETS = dict(                     # training recipe per preset: steps, global batch, peak learning rate, warm-up
@@ -29,9 +30,10 @@ TRAIN_PRESETS = dict(                     # training recipe per preset: steps, g
 def encode_dataset(tokenizer: nn.Module, dataset, batch_size: int = 256) -> torch.utils.data.TensorDataset:
     "Encode every image of a labelled dataset once: a TensorDataset of (index grid (h, w), label)."
     grids, labels = [], []
+    dev = next(tokenizer.parameters()).device
     for i in range(0, len(dataset), batch_size):
         items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
-        grids.append(tokenizer.encode(torch.stack([x for x, _ in items])).cpu())
+        grids.append(tokenizer.encode(torch.stack([x for x, _ in items]).to(dev)).cpu())
         labels.append(torch.as_tensor([int(y) for _, y in items]))
     labels = torch.cat(labels)
     if (labels < 0).any(): raise ValueError("the dataset has unlabelled images: a class-conditional generator needs labels")
@@ -196,3 +198,9 @@ def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
         out['gfid'] = fid_from_features(fr, ff)
         out.update(precision_recall(fr, ff))
     return out
+
+# %% ../nbs/07c_generator_training.ipynb #baffbd17
+STABILITY = [('adamw', 0.0), ('adamw', 1e-4), ('muon', 1e-4), ('dion', 1e-4)]   # (optimizer, Z-loss weight) per run
+STABILITY_MODEL = dict(d_model=32, n_layers=2, n_heads=2)                           # a narrow model: the full head dominates
+STABILITY_RECIPE = dict(steps=150, batch_size=4, lr=3e-3, warmup=10, grad_clip=1e9, log_every=1)   # no clipping
+HEAD_RECIPE = dict(steps=1000, batch_size=32, lr=2e-3, warmup=100)                  # the tiny preset's recipe, every head

@@ -78,23 +78,34 @@ def reference_search(z: Tensor,   # (N, 24) float, any scale
     return vector_to_index(x)
 
 # %% ../nbs/03_quantizer.ipynb #9e564363
-METHODS = ('auto', 'numba', 'torch', 'bruteforce', 'reference')
+METHODS = ('auto', 'numba', 'torch', 'triton', 'bruteforce', 'reference')
+
+def _auto_method(device) -> str:
+    "numba on CPU (torch without numba); on CUDA the one-launch Triton kernel of chapter 03b where triton runs, else torch."
+    if torch.device(device).type == 'cpu': return 'numba' if numba is not None else 'torch'
+    from leech_explorer.triton_search import triton_available   # imported here: triton is optional and slow to import
+    return 'triton' if torch.device(device).type == 'cuda' and triton_available() else 'torch'
+
+def _search_triton(x: Tensor) -> Tensor:
+    from leech_explorer.triton_search import nearest_shell_index_triton
+    return nearest_shell_index_triton(x.float().contiguous(), block=64)   # block 64: the faster of 64/128 on an H200 (03c)
 
 def nearest_shell_index(z: Tensor,                # (..., 24) any float dtype, CPU or CUDA
-                        method: str = 'auto',     # 'auto' (numba on CPU, torch on CUDA), 'numba', 'torch', 'bruteforce' or 'reference'
+                        method: str = 'auto',     # 'auto' (numba on CPU, Triton or torch on CUDA), 'numba', 'torch', 'triton', 'bruteforce' or 'reference'
                         chunk_size: int | None = None,  # vectors per chunk (memory bound); None picks per method/device
                         ) -> Tensor:              # (...) long, indices in `leech_shell()` order
     "Index of a shell vector with the largest inner product with z (= nearest unit code to z/|z|); exact."
     check_latents(z, 24)
     if method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == 'auto': method = 'numba' if (z.device.type == 'cpu' and numba is not None) else 'torch'
+    if method == 'auto': method = _auto_method(z.device)
     if method == 'numba' and numba is None: raise ValueError("method='numba' needs the numba package")
     if method == 'numba' and z.device.type != 'cpu': raise ValueError("method='numba' runs on CPU tensors only")
     if chunk_size is not None and chunk_size < 1: raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
     shape, x = z.shape[:-1], z.detach().reshape(-1, 24)
     chunk_size = chunk_size or default_chunk_size(method, z.device)
-    fn = {'numba': _search_numba, 'torch': _search_torch, 'bruteforce': _bruteforce, 'reference': reference_search}[method]
-    keep64 = x.dtype == torch.float64 and method != 'torch'
+    fn = {'numba': _search_numba, 'torch': _search_torch, 'triton': _search_triton, 'bruteforce': _bruteforce,
+          'reference': reference_search}[method]
+    keep64 = x.dtype == torch.float64 and method not in ('torch', 'triton')
     out = torch.empty(len(x), dtype=torch.long, device=z.device)
     for i in range(0, len(x), chunk_size):                             # copies are per chunk: memory stays bounded
         xi = x[i:i + chunk_size]
@@ -105,9 +116,9 @@ def nearest_shell_index(z: Tensor,                # (..., 24) any float dtype, C
 
 def default_chunk_size(method: str, device) -> int:
     "Vectors per chunk: bounds the search's working memory (brute force: 786 KB per vector in flight)."
-    if method == 'auto': method = 'numba' if (torch.device(device).type == 'cpu' and numba is not None) else 'torch'
+    if method == 'auto': method = _auto_method(device)
     cuda = torch.device(device).type == 'cuda'
-    return {'numba': 1 << 16, 'bruteforce': 8192 if cuda else 2048, 'reference': 1024}.get(method, 1 << 17 if cuda else 1024)
+    return {'numba': 1 << 16, 'triton': 1 << 20, 'bruteforce': 8192 if cuda else 2048, 'reference': 1024}.get(method, 1 << 17 if cuda else 1024)
 
 # %% ../nbs/03_quantizer.ipynb #7f885e18
 def score_gap(z: Tensor,               # (..., 24) inputs

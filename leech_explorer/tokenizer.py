@@ -20,10 +20,10 @@ from .train import TrainConfig, train, load_state
 from .metrics import psnr, ssim, code_usage, inception_features, fid_from_features, image_grid
 
 # %% auto #0
-__all__ = ['QUANTIZERS', 'PRESETS', 'TokenizerOutput', 'PRETRAINED_DIR', 'PRETRAINED', 'TRAIN_PRESETS', 'TokenizerConfig',
-           'tokenizer_config', 'make_quantizer', 'ViT', 'Tokenizer', 'lpips_weights_cached', 'load_lpips',
-           'gradient_l1', 'lpips_distance', 'PatchDiscriminator', 'TokenizerLoss', 'quick_psnr', 'train_tokenizer',
-           'evaluate_tokenizer']
+__all__ = ['QUANTIZERS', 'PRESETS', 'TokenizerOutput', 'PRETRAINED_DIR', 'PRETRAINED', 'TRAIN_PRESETS', 'EXPERIMENT_VARIANTS',
+           'EXPERIMENT_RECIPE', 'TokenizerConfig', 'tokenizer_config', 'make_quantizer', 'ViT', 'Tokenizer',
+           'lpips_weights_cached', 'load_lpips', 'gradient_l1', 'lpips_distance', 'PatchDiscriminator', 'TokenizerLoss',
+           'quick_psnr', 'train_tokenizer', 'evaluate_tokenizer']
 
 # %% ../nbs/06_tokenizer.ipynb #925b8a73
 QUANTIZERS = ('leech', 'bsq', 'vq')
@@ -382,3 +382,13 @@ def evaluate_tokenizer(tokenizer: Tokenizer,       # a trained tokenizer
         res |= dict(rfid=fid_from_features(ref, inception_features(rs)), rfid_images=len(xs))
     res |= {f'code_{k}': v for k, v in code_usage(torch.cat(idx), tokenizer.codebook_size).items()}
     return res
+
+# %% ../nbs/06_tokenizer.ipynb #89714110
+EXPERIMENT_VARIANTS = {                     # the quantizers compared in chapter 06's experiment: TokenizerConfig changes
+    'Λ24-SQ': dict(quantizer='leech'),
+    'Λ24-SQ 16K subset': dict(quantizer='leech', codebook_size=16384),
+    'BSQ-18': dict(quantizer='bsq', bits=18),
+    'BSQ-18 + entropy': dict(quantizer='bsq', bits=18, entropy_weight=0.1),
+    'VQ 16K (learned)': dict(quantizer='vq', codebook_size=16384)}
+EXPERIMENT_RECIPE = dict(steps=1500, batch_size=64, lr=2e-3, warmup=100,   # per run, identical for every quantizer
+                         seeds=(0, 1, 2), datasets=('mnist', 'fashion-mnist'), eval_images=1000)

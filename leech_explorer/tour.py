@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 import leech_explorer
 from .golay import golay_code, weight_enumerator
-from .leech import leech_shell, in_leech, vector_to_index, theta_series
+from .leech import leech_shell, in_leech, vector_to_index, theta_series, SHELL_SIZE
 from .geometry import Spread, leech_code, bsq_code, min_distance, cosines_to, cell_statistics, bsq_mse, cap_bound_mse
 from .quantizer import nearest_shell_index
 from .bench import benchmark, environment
@@ -205,7 +205,7 @@ def step_tokenizer(settings: TourSettings, device: str = 'cpu', seed: int = 0,
     tokens = out.indices[0].numel()
     st = Step('tokenizer', '4. Images through the shipped tokenizer')
     st.metrics = dict(images=n, psnr=float(p.mean()), ssim=float(s.mean()), mean_digit_psnr=float(floor.mean()),
-                      tokens_per_image=tokens, bits_per_image=tokens * math.log2(196560), pixel_bits=x[0].numel() * 8,
+                      tokens_per_image=tokens, bits_per_image=tokens * math.log2(tok.codebook_size), pixel_bits=x[0].numel() * 8,
                       distinct_codes=int(out.indices.unique().numel()), codebook_size=tok.codebook_size)
     m = st.metrics
     st.text = (f"{n} MNIST test digits, each coded as {tokens} Λ24 indices ({m['bits_per_image']:.0f} bits against "
@@ -214,7 +214,7 @@ def step_tokenizer(settings: TourSettings, device: str = 'cpu', seed: int = 0,
     st.rows = [('images', f"{n} MNIST test digits, {tokens} tokens each ({m['bits_per_image']:.0f} bits vs {m['pixel_bits']:,} pixel bits)"),
                ('PSNR', f"{m['psnr']:.2f} dB (mean training digit: {m['mean_digit_psnr']:.2f} dB)"),
                ('SSIM', f"{m['ssim']:.3f}"), ('distinct codes used', f"{m['distinct_codes']:,} of {tok.codebook_size:,}")]
-    st.checks = {'indices are the exact nearest shell codes': tok.codebook_size != 196560 or bool((nearest == out.indices).all()),
+    st.checks = {'indices are the exact nearest shell codes': tok.codebook_size != SHELL_SIZE or bool((nearest == out.indices).all()),
                  'decode(encode(x)) gives the reconstruction': bool(torch.allclose(decoded, recon, atol=1e-5)),
                  'PSNR above the mean-digit floor': m['psnr'] > m['mean_digit_psnr']}
     first = [int((y == k).nonzero()[0]) for k in range(10) if (y == k).any()]

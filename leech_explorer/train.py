@@ -96,6 +96,7 @@ def setup_distributed(device: str) -> tuple[torch.device, int, int]:
     if dev.type == 'cuda':
         if not torch.cuda.is_available(): raise ValueError(f"device {device!r} asked for, but CUDA is not available here")
         if world > 1: dev = torch.device('cuda', local)
+        elif dev.index is None: dev = torch.device('cuda', torch.cuda.current_device())   # set_device needs an index
         torch.cuda.set_device(dev)
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group('nccl' if dev.type == 'cuda' else 'gloo')
