@@ -170,6 +170,18 @@ OPTIMIZERS = ('adamw', 'muon', 'dion')                                # leech_ex
 GENERATOR_PRESETS = ('tiny', 'paper')                                 # leech_explorer.generator_train.TRAIN_PRESETS
 SHIPPED = ('mnist-tiny',)                                             # names of the shipped tokenizer and generator
 
+def _device(p, help: str = 'where to run (default: cpu)'):
+    "The --device option of every command that computes."
+    p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help=help)
+
+def _training_options(p, out: str | None, out_help: str, seed_help: str):
+    "The options every training command shares: --steps, --out, --resume, --device, --seed."
+    p.add_argument('--steps', type=positive_int, default=None, help="optimizer steps (default: the preset's)")
+    p.add_argument('--out', default=out, help=out_help)
+    p.add_argument('--resume', action='store_true', help='continue from OUT/last.safetensors')
+    _device(p, 'where to train (default: cpu)')
+    p.add_argument('--seed', type=int, default=0, help=seed_help)
+
 def build_parser() -> argparse.ArgumentParser:
     "The `leech-explorer` argument parser."
     p = _Parser(prog='leech-explorer', description="Spherical Leech Quantization (Λ24-SQ): the Golay code, the Leech "
@@ -181,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description='Build and verify the lattice, compare its geometry with BSQ, time the quantizer '
                        'against brute force; write report.html and metrics.json.')
     t.add_argument('--quick', action='store_true', help='a smaller, faster run (under a minute on a laptop CPU)')
-    t.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help='where to compute (default: cpu)')
+    _device(t, 'where to compute (default: cpu)')
     t.add_argument('--seed', type=int, default=0, help='seed of every random input (default: 0)')
     t.add_argument('--out', default='leech_explorer_report', help='folder for report.html and metrics.json '
                    '(default: ./leech_explorer_report)')
@@ -206,11 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     tt.add_argument('--quantizer', default='leech', choices=QUANTIZERS, help='leech = Λ24-SQ (default), bsq, vq')
     tt.add_argument('--dataset', default='mnist', choices=DATASETS, help='training images (default: mnist)')
     tt.add_argument('--root', type=existing_dir, default=None, help="image folder for --dataset folder (or full MNIST via torchvision)")
-    tt.add_argument('--steps', type=positive_int, default=None, help="optimizer steps (default: the preset's)")
-    tt.add_argument('--out', default=None, help='output folder (default: tokenizers/PRESET-QUANTIZER-DATASET)')
-    tt.add_argument('--resume', action='store_true', help='continue from OUT/last.safetensors')
-    tt.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help='where to train (default: cpu)')
-    tt.add_argument('--seed', type=int, default=0, help='seed of the weights and the data order (default: 0)')
+    _training_options(tt, None, 'output folder (default: tokenizers/PRESET-QUANTIZER-DATASET)',
+                      'seed of the weights and the data order (default: 0)')
     tt.set_defaults(func=_train_tokenizer)
 
     et = sub.add_parser('eval-tokenizer', help='PSNR, SSIM, rFID and code usage of a tokenizer on test images',
@@ -220,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument('--root', type=existing_dir, default=None, help='image folder for --dataset folder')
     et.add_argument('--n', type=positive_int, default=None, help='evaluate the first N test images (default: all)')
     et.add_argument('--fid-images', type=int, default=0, help='images for rFID, 0 to skip (default: 0; ~0.7 s per image on a CPU)')
-    et.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help='where to run (default: cpu)')
+    _device(et)
     et.add_argument('--json', default=None, help='also write the results to this JSON file')
     et.set_defaults(func=_eval_tokenizer)
 
@@ -232,11 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument('--dataset', default='mnist', choices=DATASETS, help='labelled training images (default: mnist)')
     tg.add_argument('--head', default=None, choices=HEADS, help="output head (default: the preset's)")
     tg.add_argument('--optimizer', default='adamw', choices=OPTIMIZERS, help='optimizer of the hidden matrices (default: adamw)')
-    tg.add_argument('--steps', type=positive_int, default=None, help="optimizer steps (default: the preset's)")
-    tg.add_argument('--out', default='runs/generator', help='output folder; the generator goes to OUT/generator (default: runs/generator)')
-    tg.add_argument('--resume', action='store_true', help='continue from OUT/last.safetensors')
-    tg.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help='where to train (default: cpu)')
-    tg.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
+    _training_options(tg, 'runs/generator', 'output folder; the generator goes to OUT/generator (default: runs/generator)',
+                      'seed (default: 0)')
     tg.set_defaults(func=_train_generator)
 
     sm = sub.add_parser('sample', help='draw class-conditional samples from a generator into a PNG grid',
@@ -250,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument('--temperature', type=positive_float, default=1.0, help='sampling temperature (default: 1.0)')
     sm.add_argument('--top-k', type=positive_int, default=None, help='keep the k most likely codes (default: all)')
     sm.add_argument('--top-p', type=positive_float, default=None, help='nucleus sampling mass in (0, 1] (default: off)')
-    sm.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help='where to run (default: cpu)')
+    _device(sm)
     sm.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
     sm.set_defaults(func=_sample)
 

@@ -177,8 +177,9 @@ def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
                        classifier: nn.Module | None = None,   # judge for the classifier score (default: fit one)
                        fid: bool = True,              # gFID and precision/recall on Inception features (slow on a CPU)
                        real_features: Tensor | None = None,  # Inception features of real test images (default: as many as samples)
+                       return_images: bool = False,   # also return the samples (B, C, H, W), class-major, for later FID
                        **sample_kw) -> dict:          # cfg_scale, temperature, top_k, top_p, seed
-    "Classifier score, gFID, precision/recall, invalid raw draws and sampling speed of a generator."
+    "Classifier score, gFID, precision/recall, invalid raw draws and sampling speed of a generator (and its samples)."
     from leech_explorer.data import load_images
     real_train, real_test = load_images(dataset, 'train'), load_images(dataset, 'test')
     classifier = classifier or digit_classifier(real_train)
@@ -197,7 +198,7 @@ def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
         ff = inception_features(images)
         out['gfid'] = fid_from_features(fr, ff)
         out.update(precision_recall(fr, ff))
-    return out
+    return (out, images) if return_images else out
 
 # %% ../nbs/07c_generator_training.ipynb #baffbd17
 STABILITY = [('adamw', 0.0), ('adamw', 1e-4), ('muon', 1e-4), ('dion', 1e-4)]   # (optimizer, Z-loss weight) per run

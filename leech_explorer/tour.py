@@ -248,7 +248,7 @@ def step_generator(settings: TourSettings, device: str = 'cpu', seed: int = 0,
                       tokens_drawn=gen.sample_stats.get('tokens', 0))
     m = st.metrics
     st.text = (f"{len(labels)} digits generated, {settings.samples_per_class} per class, each drawn token by token over the "
-               f"196,560 codes. A classifier trained on real digits reads {100 * score:.0f}% of them as the class they were "
+               f"{SHELL_SIZE:,} codes. A classifier trained on real digits reads {100 * score:.0f}% of them as the class they were "
                f"asked for (chance: {100 / n_classes:.0f}%; the same classifier on real test digits: {100 * real:.0f}%).")
     st.rows = [('samples', f"{len(labels)} ({settings.samples_per_class} per class), {m['images_per_second']:.1f} images/s"),
                ('classifier score', f"{100 * score:.1f}% (chance {100 / n_classes:.0f}%, real test digits {100 * real:.1f}%)"),

@@ -214,7 +214,7 @@ def run_tok_job(a, v, d, s):
 
 _JUDGE = {}
 def run_gen_job(a, kind, what, s):
-    from leech_explorer.generator_train import train_generator, generate_images, digit_classifier, classifier_score
+    from leech_explorer.generator_train import train_generator, evaluate_generator, digit_classifier
     from leech_explorer.generator import Generator
     from leech_explorer.tokenizer import Tokenizer
     from leech_explorer.data import load_images
@@ -227,18 +227,12 @@ def run_gen_job(a, kind, what, s):
                                train_overrides=recipe, **smoke)
         gen = Generator.from_pretrained(path, device=a.device)
         if 'judge' not in _JUDGE: _JUDGE['judge'] = digit_classifier(load_images('mnist', 'train'))
-        labels = torch.arange(10).repeat_interleave(2 if a.smoke else 20)
-        t0 = time.perf_counter()
-        images = generate_images(gen, tok, labels.to(a.device), cfg_scale=2.0, seed=s)
-        sample_s = time.perf_counter() - t0
+        ev, images = evaluate_generator(gen, tok, classifier=_JUDGE['judge'], n_per_class=2 if a.smoke else 20, fid=False,
+                                        return_images=True, cfg_scale=2.0, seed=s)
         m = gen.metrics
-        row = dict(head=what, seed=s, device=a.device, **recipe, params=m['params'],
-                   head_params=sum(p.numel() for p in gen.head.parameters()), train_seconds=m['train_seconds'],
-                   train_tokens_per_second=m['tokens_per_second'], final_nll=m['history'][-1].get('nll'),
-                   classifier_score=classifier_score(_JUDGE['judge'], images.cpu(), labels), n_samples=len(labels),
-                   invalid_raw_draws=gen.sample_stats['invalid'] / max(1, gen.sample_stats['tokens']),
-                   sample_tokens_per_second=len(labels) * gen.config.seq_len / sample_s, cfg_scale=2.0,
-                   nll_curve=[(h['step'], h['nll']) for h in m['history'] if 'nll' in h])
+        row = dict(head=what, device=a.device, **recipe, **ev, head_params=sum(p.numel() for p in gen.head.parameters()),
+                   train_seconds=m['train_seconds'], train_tokens_per_second=m['tokens_per_second'],
+                   final_nll=m['history'][-1].get('nll'), nll_curve=[(h['step'], h['nll']) for h in m['history'] if 'nll' in h])
         f = f"{kind}-{what}-{s}.npy"
         np.save(Path(a.out) / 'samples' / f, u8(images)); row['samples_file'] = f
         log(Path(a.out), 'heads_rows', row)

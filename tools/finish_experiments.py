@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT / 'tools'))
 from leech_explorer.data import load_images
 from leech_explorer.metrics import inception_features, fid_from_features, precision_recall
+from leech_explorer.generator_train import test_features
 from device_experiments import fid_pick
 
 FID_N = 100          # images per FID (every other one of the 200 saved): CPU Inception costs ~0.35 s per image
@@ -34,11 +35,11 @@ def images(a: np.ndarray) -> torch.Tensor: return torch.from_numpy(a).float() / 
 
 
 def features(dev: Path, name: str, make) -> torch.Tensor:
-    "Inception features, cached in DEVICE_DIR/features/ (a rerun after adding runs computes only the new ones)."
+    "The Inception features `make()` computes, cached in DEVICE_DIR/features/ (a rerun computes only new runs')."
     path = dev / 'features' / f'{name}.pt'
     if path.exists(): return torch.load(path)
     path.parent.mkdir(exist_ok=True)
-    f = inception_features(make()); torch.save(f, path)
+    f = make(); torch.save(f, path)
     return f
 
 
@@ -58,9 +59,9 @@ def main(dev: Path, merge: bool = False):
         if d not in refs:
             test = load_images(d, 'test')
             pick = fid_pick(len(test))[::2][:FID_N]
-            refs[d] = features(dev, f'real-{d}', lambda: torch.stack([test[i][0] for i in pick]))
+            refs[d] = features(dev, f'real-{d}', lambda: inception_features(torch.stack([test[i][0] for i in pick])))
         rec = np.load(dev / 'recon' / r['recon_file'])
-        r['rfid'] = fid_from_features(refs[d], features(dev, 'recon-' + r['recon_file'], lambda: images(rec[::2][:FID_N])))
+        r['rfid'] = fid_from_features(refs[d], features(dev, 'recon-' + r['recon_file'], lambda: inception_features(images(rec[::2][:FID_N]))))
         r['rfid_images'] = FID_N
         if r['seed'] == 0: r['grid'] = rec[::GRID_EVERY].flatten().tolist()
     if merge: tok_rows = merged(tok_rows, out / 'tokenizer_experiment.json', lambda r: (r['variant'], r['dataset'], r['seed']))
@@ -68,14 +69,12 @@ def main(dev: Path, merge: bool = False):
     tok_rows.sort(key=lambda r: (r['dataset'] != 'mnist', r['seed'], order[r['variant']]))
     (out / 'tokenizer_experiment.json').write_text(json.dumps(tok_rows))
 
-    test = load_images('mnist', 'test')
-    pick = torch.linspace(0, len(test) - 1, FID_N).long().tolist()          # = generator_train.test_features(n=FID_N)
-    real = features(dev, 'real-mnist-gen', lambda: torch.stack([test[i][0] for i in pick]))
+    real = features(dev, 'real-mnist-gen', lambda: test_features('mnist', FID_N))     # as chapter 07c's evaluate_generator
     for r in tqdm(head_rows, desc='gFID'):
         s = np.load(dev / 'samples' / r['samples_file'])                     # (10 * per_class, 1, 28, 28), class-major
         per = len(s) // 10
         keep = np.concatenate([s[c * per: c * per + FID_N // 10] for c in range(10)])
-        f = features(dev, 'samples-' + r['samples_file'], lambda: images(keep))
+        f = features(dev, 'samples-' + r['samples_file'], lambda: inception_features(images(keep)))
         r |= dict(gfid=fid_from_features(real, f), fid_samples=len(keep), **precision_recall(real, f))
         r['grid'] = np.concatenate([s[c * per: c * per + SAMPLES_PER_CLASS_KEPT] for c in range(10)]).flatten().tolist()
     if merge: head_rows = merged(head_rows, out / 'generator' / 'heads.json', lambda r: (r['head'], r['seed']))
