@@ -5,7 +5,7 @@
 # %% ../nbs/03a_fast_search.ipynb #e6f0f2ac
 from __future__ import annotations
 from functools import lru_cache
-import os, sys, tempfile
+import os, sys, tempfile, threading
 import numpy as np
 import torch
 from torch import Tensor
@@ -16,6 +16,8 @@ try:
     from numba import prange
 except ImportError:  # numba is a dependency, but the torch path works without it
     numba, prange = None, range
+if numba is not None and 'NUMBA_THREADING_LAYER' not in os.environ:   # numba's own thread pool, not OpenMP: see section 1
+    os.environ['NUMBA_THREADING_LAYER'] = numba.config.THREADING_LAYER = 'workqueue'
 
 # %% auto #0
 __all__ = []
@@ -225,14 +227,21 @@ def _compile_notice(args: tuple) -> None:
         print('leech_explorer: compiling the CPU search kernel (numba; first use only, several seconds; '
               'the machine code is then cached on disk)', file=sys.stderr, flush=True)
 
+def _workers(n: int) -> int:
+    "Numba workers for n vectors: no more than numba's threads, torch's (`torch.set_num_threads`) or blocks of _LANES."
+    return max(1, min(numba.get_num_threads(), torch.get_num_threads(), -(-n // _LANES)))
+
+_KERNEL_LOCK = threading.Lock()     # numba's workqueue pool runs one parallel kernel at a time per process
+
 def _search_numba(z: Tensor) -> Tensor:
     "CPU search with the compiled kernel; z (N, 24) float32 or float64, scaled to max |z_i| = 1 (computes in float64)."
     x = np.ascontiguousarray(z.detach().cpu().numpy())
     out = np.empty(len(x), np.int64)
-    nt = max(1, min(numba.get_num_threads(), -(-len(x) // _LANES)))
+    nt = _workers(len(x))
     args = (x, *search_tables(), hp_classes(), nt, out)
-    if not _numba_search.signatures: _compile_notice(args)
-    _numba_search(*args)
+    with _KERNEL_LOCK:
+        if not _numba_search.signatures: _compile_notice(args)
+        _numba_search(*args)
     return torch.from_numpy(out)
 
 # %% ../nbs/03a_fast_search.ipynb #cc4bbedd

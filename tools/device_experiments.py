@@ -258,8 +258,14 @@ def worker(a):
         rows = json.loads(text) if text.lstrip().startswith('[') else [json.loads(l) for l in text.splitlines() if l.strip()]
         done = {(r['variant'], r['dataset'], r['seed']) for r in rows}
         jobs = [j for j in jobs if j not in done]
-    for k, job in enumerate(jobs):
-        if k % a.workers != a.worker: continue
+    share = ROOT / 'results' / 'tokenizer_quantizer_share.json'    # measured step times: longest runs first, per seed
+    if a.kind == 'tok' and share.exists():
+        step = {v: r['step_seconds'] for v, r in json.loads(share.read_text()).items()}
+        jobs.sort(key=lambda j: (j[2], -step.get(j[0], 0.0)))
+    claims = Path(a.out) / 'claims'; claims.mkdir(parents=True, exist_ok=True)
+    for job in jobs:                                                      # a shared queue: each job goes to the first free worker
+        try: os.close(os.open(claims / '|'.join(map(str, (a.kind, *job))), os.O_CREAT | os.O_EXCL))
+        except FileExistsError: continue
         if time.time() > a.deadline: print('deadline: skipping', job, flush=True); continue
         try: (run_tok_job if a.kind == 'tok' else run_gen_job)(a, *job)
         except Exception: log(Path(a.out), 'errors', dict(job=list(job), error=traceback.format_exc()[-3000:])); traceback.print_exc()
