@@ -278,7 +278,7 @@ def stage_experiments(a):
     procs = []
     for kind, n in (('tok', a.tok_workers), ('gen', a.gen_workers)):
         for w in range(n):
-            cmd = [sys.executable, __file__, '--worker-of', kind, '--worker', str(w), '--workers', str(n), '--out', a.out,
+            cmd = [sys.executable, __file__, '--worker-of', kind, '--out', a.out,
                    '--device', a.device, '--deadline', str(deadline), '--threads', str(a.threads), '--scratch', a.scratch] + \
                   (['--smoke'] if a.smoke else []) + (['--skip-done', a.skip_done] if a.skip_done and kind == 'tok' else [])
             procs.append(subprocess.Popen(cmd, stdout=open(Path(a.out) / f'worker-{kind}-{w}.log', 'w'), stderr=subprocess.STDOUT))
@@ -302,7 +302,7 @@ def main():
     p.add_argument('--tok-workers', type=int, default=6); p.add_argument('--gen-workers', type=int, default=4)
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--pack', default=None, help='after each stage, pack --out into PACK/device.tar.gz')
-    p.add_argument('--worker-of', default=None); p.add_argument('--worker', type=int, default=0); p.add_argument('--workers', type=int, default=1)
+    p.add_argument('--worker-of', default=None, help='(internal) run as a worker process that takes jobs from the queue')
     p.add_argument('--deadline', type=float, default=math.inf)
     p.add_argument('--skip-done', default=None, help='tokenizer rows of an earlier run (its tokenizer_rows.jsonl, or '
                    'results/tokenizer_experiment.json): run only the tokenizer jobs missing there')
