@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 from einops import rearrange, pack
 from .codebook import QuantizerOutput, CodeUsage, check_latents, check_indices, nearest_code
+from .codebook import straight_through, ESTIMATORS
 from .interface import DropIn, LossBreakdown, MASKED_INDEX
 
 # %% auto #0
@@ -75,8 +76,11 @@ class BSQuantizer(DropIn):
                  dim: int | None = None,        # width of the input; a learned projection dim <-> L when they differ
                  codebook_size: int | None = None,  # 2^L: LFQ's way to give L
                  commitment_weight: float = 0.0,  # β of a commitment loss |u - sg(q)|² in aux_loss (0: off, as in BSQ)
+                 estimator: str = 'ste',        # gradient to the input: 'ste' (straight-through) or 'rotation' (rotation trick)
                 ):
         super().__init__()
+        if estimator not in ESTIMATORS: raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        self.estimator = estimator
         bits = _bsq_bits(bits, dim, codebook_size)
         if not isinstance(bits, int) or not 1 <= bits <= MAX_BSQ_BITS:
             raise ValueError(f"bits must be an integer in [1, {MAX_BSQ_BITS}], got {bits}")
@@ -103,7 +107,7 @@ class BSQuantizer(DropIn):
             per_sample, batch = bsq_entropy_terms(u, self.inv_temperature, self.group_size)
         if self.commitment_weight > 0 and u.numel(): commit = F.mse_loss(u, q)
         aux_loss = self.entropy_weight * (per_sample - self.gamma * batch) + self.commitment_weight * commit
-        return u + (q - u).detach(), indices, aux_loss, LossBreakdown(per_sample, batch, commit)
+        return straight_through(u, q, self.estimator), indices, aux_loss, LossBreakdown(per_sample, batch, commit)
 
     def lookup_codes(self, indices: Tensor) -> Tensor:
         "Unit codes (..., L), float32, of integer indices (...) in [0, 2^L)."
@@ -136,8 +140,12 @@ class VectorQuantizer(DropIn):
                  *,
                  codebook_dim: int | None = None,   # width of the codes; a learned projection dim <-> codebook_dim when they differ
                  accept_image_fmap: bool = False,   # VectorQuantize's spelling of channel_first=True
+                 estimator: str = 'ste',        # gradient to the input: 'ste' (straight-through) or 'rotation' (rotation trick)
+                 learn: bool = True,            # False: a frozen codebook (no EMA updates, no restarts), e.g. random codes
                 ):
         super().__init__()
+        if estimator not in ESTIMATORS: raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        self.estimator, self.learn = estimator, learn
         if not isinstance(codebook_size, int) or not isinstance(dim, int) or codebook_size < 1 or dim < 1:
             raise ValueError(f"codebook_size and dim must be positive integers, got {codebook_size}, {dim}")
         if not 0 <= decay < 1: raise ValueError(f"decay must lie in [0, 1), got {decay}")
@@ -166,8 +174,8 @@ class VectorQuantizer(DropIn):
 
         zero = x.new_zeros(())
         commit = F.mse_loss(x, q) if x.numel() else zero                 # q carries no gradient: the commitment term
-        if self.training and x.numel(): self._ema_update(x.detach(), indices)
-        return x + (q - x).detach(), indices, self.commitment_weight * commit, LossBreakdown(zero, zero, commit)
+        if self.training and self.learn and x.numel(): self._ema_update(x.detach(), indices)
+        return straight_through(x, q, self.estimator), indices, self.commitment_weight * commit, LossBreakdown(zero, zero, commit)
 
     def lookup_codes(self, indices: Tensor) -> Tensor:
         "Codes (..., D), float32 (unit vectors when cosine), of integer indices (...) in [0, K)."

@@ -4,35 +4,82 @@
 
 # %% ../nbs/99_cli.ipynb #3068db68
 from __future__ import annotations
-import argparse, json, os, sys
+import argparse, difflib, json, os, sys, tempfile
 from pathlib import Path
 import leech_explorer
 
 # %% auto #0
-__all__ = ['DATASETS', 'TOKENIZER_PRESETS', 'QUANTIZERS', 'HEADS', 'OPTIMIZERS', 'GENERATOR_PRESETS', 'SHIPPED', 'CommandError',
-           'positive_int', 'positive_float', 'existing_dir', 'build_parser', 'main']
+__all__ = ['SHIPPED', 'DATASETS', 'TOKENIZER_PRESETS', 'QUANTIZERS', 'HEADS', 'OPTIMIZERS', 'GENERATOR_PRESETS', 'MAX_PER_LABEL',
+           'MAX_LABELS', 'MAX_BENCH_N', 'MAX_BASELINE', 'MAX_HEAD_DIM', 'MAX_TOKENS', 'MAX_FID_IMAGES', 'MAX_SEED',
+           'SAMPLE_SCALE', 'QUICK_SECONDS', 'CommandError', 'unknown_argument', 'int_range', 'positive_int',
+           'positive_float', 'non_negative_float', 'probability', 'existing_dir', 'writable', 'saved_model',
+           'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #36288b75
 class CommandError(Exception):
     "A bad argument found after parsing; `main` prints it on one line and exits with status 2."
 
+_ALIASES = {                 # words people type for an option that has another name here, most likely first
+    'checkpoint': ('generator', 'tokenizer'), 'ckpt': ('generator', 'tokenizer'), 'model': ('generator', 'tokenizer'),
+    'weights': ('generator', 'tokenizer'), 'output': ('out', 'json', 'dir'), 'output-dir': ('out', 'dir'),
+    'outdir': ('out', 'dir'), 'guidance': ('cfg-scale',), 'cfg': ('cfg-scale',), 'gpu': ('device',),
+    'samples': ('n-per-label',), 'num-samples': ('n-per-label',), 'iters': ('steps',), 'iterations': ('steps',)}
+
+def unknown_argument(arg: str, parser: argparse.ArgumentParser) -> str:
+    "What to say about an argument `parser` does not take: the closest of its options, else the list of them."
+    options = sorted({o for a in parser._actions for o in a.option_strings if o.startswith('--')} - {'--help'})
+    name = arg.split('=', 1)[0]
+    if not name.startswith('-'): return f"unexpected argument {arg!r}: {parser.prog} takes only options ({', '.join(options)})"
+    word = name.lstrip('-')
+    close = [o for o in (f'--{a}' for a in _ALIASES.get(word.lower(), ())) if o in options]
+    close = close or ['--' + m for m in difflib.get_close_matches(word, [o[2:] for o in options], n=1, cutoff=0.6)]
+    return f"unrecognized argument {name}; " + (f"did you mean {close[0]}?" if close else f"the options are {', '.join(options)}")
+
 class _Parser(argparse.ArgumentParser):
+    "argparse with one-line errors, and an unknown option answered by the subcommand it was given to."
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+            parser = commands.get(getattr(ns, 'command', None), self)
+            parser.error(unknown_argument(extras[0], parser))
+        return ns
+
+def int_range(low: int, high: int | None = None):
+    "argparse type: an integer from `low` to `high` (no upper bound if None); its error names the bounds."
+    what = ('a positive integer' if low == 1 else f'an integer >= {low}') + (f' of at most {high:,}' if high is not None else '')
+    def parse(text: str) -> int:
+        try: v = int(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if v < low or (high is not None and v > high): raise argparse.ArgumentTypeError(f"expected {what}, got {v:,}")
+        return v
+    parse.__name__ = f'int_range({low}, {high})'
+    return parse
+
 def positive_int(text: str) -> int:
     "argparse type: an integer >= 1."
-    try: v = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1: raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return int_range(1)(text)
+
+def _float(text: str, what: str, ok) -> float:
+    try: v = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(v): raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
     return v
 
 def positive_float(text: str) -> float:
     "argparse type: a number > 0."
-    try: v = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0: raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
-    return v
+    return _float(text, 'a positive number', lambda v: v > 0)
+
+def non_negative_float(text: str) -> float:
+    "argparse type: a number >= 0."
+    return _float(text, 'a number >= 0', lambda v: v >= 0)
+
+def probability(text: str) -> float:
+    "argparse type: a number in (0, 1]."
+    return _float(text, 'a number in (0, 1]', lambda v: 0 < v <= 1)
 
 def existing_dir(text: str) -> Path:
     "argparse type: a folder that exists."
@@ -40,30 +87,69 @@ def existing_dir(text: str) -> Path:
     if not p.is_dir(): raise argparse.ArgumentTypeError(f"{text} does not exist or is not a folder")
     return p
 
+# %% ../nbs/99_cli.ipynb #7d2f4b6e
+SHIPPED = ('mnist-tiny',)   # the shipped models, in leech_explorer/pretrained/NAME-tokenizer and NAME-generator
+
+def writable(path, flag: str, kind: str = 'folder') -> Path:
+    "An output `kind` ('folder' or 'file') that exists or can be made, and can be written to; checked leaving nothing behind."
+    p = Path(path).expanduser().absolute()
+    if p.exists() and p.is_dir() != (kind == 'folder'):
+        raise CommandError(f"{flag} {path}: is a {'folder' if p.is_dir() else 'file'}, not a {kind}")
+    base = next(q for q in (p if kind == 'folder' else p.parent, *p.parents) if q.exists())   # nearest existing folder
+    if not base.is_dir(): raise CommandError(f"{flag} {path}: {base} is a file, so no {kind} can be made inside it")
+    try: tempfile.TemporaryDirectory(dir=base).cleanup()              # make and remove a folder there: the real test
+    except OSError as e: raise CommandError(f"{flag} {path}: nothing can be written in {base} ({e.strerror or e})") from None
+    if p.is_file() and not os.access(p, os.W_OK): raise CommandError(f"{flag} {path}: the file is not writable")
+    return p
+
+def saved_model(name_or_dir: str, kind: str) -> dict:
+    "The config of a shipped model (`SHIPPED`) or of a folder written by train-`kind` ('tokenizer' or 'generator'), read without torch."
+    flag, shipped = f'--{kind}', name_or_dir in SHIPPED
+    folder = Path(leech_explorer.__file__).parent / 'pretrained' / f'{name_or_dir}-{kind}' if shipped else Path(name_or_dir).expanduser()
+    if shipped and not folder.is_dir():
+        raise CommandError(f"the shipped {kind} {name_or_dir!r} is not in this installation; train one with "
+                           f"leech-explorer train-{kind} and pass its folder")
+    if not folder.is_dir():
+        raise CommandError(f"{flag} {name_or_dir}: {'is a file' if folder.exists() else 'does not exist'}; give a folder "
+                           f"written by train-{kind} or one of {SHIPPED}")
+    missing = [f for f in ('config.json', 'model.safetensors') if not (folder / f).is_file()]
+    if missing: raise CommandError(f"{flag} {name_or_dir}: has no {' and no '.join(missing)} (not a saved {kind})")
+    try: return json.loads((folder / 'config.json').read_text())
+    except (OSError, ValueError) as e: raise CommandError(f"{flag} {name_or_dir}: config.json is unreadable ({e})") from None
+
+def _dataset_root(args) -> None:
+    if args.dataset == 'folder' and args.root is None:
+        raise CommandError("--dataset folder needs --root FOLDER (a folder with one sub-folder of images per class)")
+
 def _check_device(device: str) -> str:
+    if not device.startswith('cuda'): return device                    # no need to import torch for that
     import torch
-    if device.startswith('cuda') and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise CommandError(f"--device {device} asked for, but torch sees no CUDA device (a CPU-only torch, or no GPU); use --device cpu")
     return device
 
 # %% ../nbs/99_cli.ipynb #aaddf20d
 def _tour(args) -> int:
+    writable(args.out, '--out')
+    device = _check_device(args.device)
     from leech_explorer.tour import run_tour
-    m = run_tour(args.out, quick=args.quick, device=_check_device(args.device), seed=args.seed,
+    m = run_tour(args.out, quick=args.quick, device=device, seed=args.seed, cache=not args.no_cache,
                  command=' '.join(['leech-explorer'] + sys.argv[1:]) if sys.argv[0].endswith('leech-explorer') else '')
     return 0 if m['ok'] else 1
 
 def _bench(args) -> int:
+    if args.json: writable(args.json, '--json', 'file')
+    for d in args.device or []: _check_device(d)
     import torch
     from leech_explorer.bench import benchmark, format_benchmark, save_run
     from leech_explorer.shell_softmax import head_cost_benchmark, format_head_cost
     devices = args.device or (['cpu'] + (['cuda'] if torch.cuda.is_available() else []))
-    for d in devices: _check_device(d)
     if 'search' in args.what:
         rows = benchmark(sizes=tuple(args.n), devices=devices, baseline_max=args.baseline_max, methods=tuple(args.method))
         print('nearest-code search: structured vs brute force\n' + format_benchmark(rows))
         if args.json:
-            save_run(rows, args.json)
+            Path(args.json).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            save_run(rows, Path(args.json).expanduser())
             print(f"wrote {args.json}")
     if 'heads' in args.what:
         for d in devices:
@@ -71,76 +157,75 @@ def _bench(args) -> int:
                   format_head_cost(head_cost_benchmark(dims=tuple(args.head_dims), tokens=args.tokens, device=d)))
     return 0
 
-def _tokenizer_source(name_or_dir: str) -> str:
-    "A shipped tokenizer name or a folder with config.json; a one-line error otherwise."
-    if name_or_dir not in SHIPPED and not Path(name_or_dir).exists():      # fail fast, before importing torch
-        raise CommandError(f"--tokenizer {name_or_dir}: does not exist; give a folder written by train-tokenizer or one of {SHIPPED}")
-    from leech_explorer.tokenizer import PRETRAINED, PRETRAINED_DIR
-    if name_or_dir in PRETRAINED:
-        if not (PRETRAINED_DIR / PRETRAINED[name_or_dir] / 'config.json').is_file():
-            raise CommandError(f"the shipped tokenizer {name_or_dir!r} is not in this installation; train one with "
-                               "leech-explorer train-tokenizer and pass its folder")
-    elif not (Path(name_or_dir) / 'config.json').is_file():
-        what = 'does not exist' if not Path(name_or_dir).exists() else 'has no config.json (not a saved tokenizer)'
-        raise CommandError(f"--tokenizer {name_or_dir}: {what}; give a folder written by train-tokenizer or one of {tuple(PRETRAINED)}")
-    return name_or_dir
-
 def _train_tokenizer(args) -> int:
+    _dataset_root(args)
+    out = args.out or str(Path('tokenizers') / f'{args.preset}-{args.quantizer}-{args.dataset}')
+    writable(out, '--out')
+    device = _check_device(args.device)
     from leech_explorer.tokenizer import train_tokenizer
-    out = train_tokenizer(preset=args.preset, quantizer=args.quantizer, dataset=args.dataset, steps=args.steps, out=args.out,
-                          resume=args.resume, device=_check_device(args.device), seed=args.seed, root=args.root)
+    out = train_tokenizer(preset=args.preset, quantizer=args.quantizer, dataset=args.dataset, steps=args.steps, out=out,
+                          resume=args.resume, device=device, seed=args.seed, root=args.root)
     metrics = json.loads((Path(out) / 'metrics.json').read_text()) if (Path(out) / 'metrics.json').is_file() else {}
     print(f"wrote the tokenizer to {out}" + (f" (test PSNR {metrics['test_psnr']:.2f} dB after {metrics.get('steps')} steps)"
                                              if 'test_psnr' in metrics else ''))
     return 0
 
 def _eval_tokenizer(args) -> int:
+    _dataset_root(args)
+    saved_model(args.tokenizer, 'tokenizer')
+    if args.json: writable(args.json, '--json', 'file')
+    device = _check_device(args.device)
     from leech_explorer.tokenizer import Tokenizer, evaluate_tokenizer
     from leech_explorer.data import load_images
-    tok = Tokenizer.from_pretrained(_tokenizer_source(args.tokenizer), device=_check_device(args.device))
+    tok = Tokenizer.from_pretrained(args.tokenizer, device=device)
     size = tok.config.image_size if args.dataset in ('folder', 'photos') else None
     res = evaluate_tokenizer(tok, load_images(args.dataset, 'test', root=args.root, size=size), n=args.n,
                              fid_images=args.fid_images, progress=True)
     w = max(map(len, res))
     for k, v in res.items(): print(f"{k:<{w}}  {v:.4f}" if isinstance(v, float) else f"{k:<{w}}  {v}")
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(tokenizer=args.tokenizer, dataset=args.dataset, **res), indent=1))
+        path = Path(args.json).expanduser(); path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dict(tokenizer=args.tokenizer, dataset=args.dataset, **res), indent=1))
         print(f"wrote {args.json}")
     return 0
 
-def _generator_source(name_or_dir: str) -> str:
-    "A shipped generator name or a folder with config.json and model.safetensors; a one-line error otherwise."
-    if name_or_dir not in SHIPPED and not Path(name_or_dir).exists():
-        raise CommandError(f"--generator {name_or_dir}: does not exist; give a folder written by train-generator or one of {SHIPPED}")
-    from leech_explorer.generator import PRETRAINED, pretrained_dir
-    path = pretrained_dir(name_or_dir) if name_or_dir in PRETRAINED else Path(name_or_dir)
-    if not ((path / 'config.json').is_file() and (path / 'model.safetensors').is_file()):
-        if name_or_dir in PRETRAINED:
-            raise CommandError(f"the shipped generator {name_or_dir!r} is not in this installation; train one with "
-                               "leech-explorer train-generator and pass its folder")
-        what = 'does not exist' if not path.exists() else 'is not a saved generator (no config.json + model.safetensors)'
-        raise CommandError(f"--generator {name_or_dir}: {what}")
-    return name_or_dir
-
 def _train_generator(args) -> int:
+    if args.dataset == 'folder': raise CommandError("--dataset folder: train-generator takes no --root; use a named dataset")
+    saved_model(args.tokenizer, 'tokenizer')
+    writable(args.out, '--out')
+    device = _check_device(args.device)
     from leech_explorer.generator_train import train_generator
-    out = train_generator(preset=args.preset, tokenizer=_tokenizer_source(args.tokenizer), dataset=args.dataset, head=args.head,
-                          optimizer=args.optimizer, steps=args.steps, out=args.out, resume=args.resume,
-                          device=_check_device(args.device), seed=args.seed)
+    out = train_generator(preset=args.preset, tokenizer=args.tokenizer, dataset=args.dataset, head=args.head,
+                          optimizer=args.optimizer, steps=args.steps, out=args.out, resume=args.resume, device=device, seed=args.seed)
     print(f"wrote the generator to {out}; try: leech-explorer sample --generator {out} --tokenizer {args.tokenizer}")
     return 0
 
 def _sample(args) -> int:
+    cfg = saved_model(args.generator, 'generator')
+    saved_model(args.tokenizer, 'tokenizer')
+    n_classes, head = cfg.get('n_classes', 10), cfg.get('head', 'shell')        # GeneratorConfig's defaults
+    labels = list(range(n_classes)) if args.labels is None else args.labels
+    if bad := [v for v in labels if v >= n_classes]: raise CommandError(f"--labels {bad[0]}: this generator's classes are 0 to {n_classes - 1}")
+    if len(labels) > MAX_LABELS: raise CommandError(f"{len(labels)} rows (labels); at most {MAX_LABELS}: pick some with --labels")
+    if head in ('shell', 'vmf') and (args.top_k or args.top_p):
+        raise CommandError(f"--top-k/--top-p filter logits; this generator's {head!r} head samples the shell exactly (use --temperature)")
+    writable(args.out, '--out', 'file')
+    device = _check_device(args.device)
+    from leech_explorer.generator import GeneratorConfig
     from leech_explorer.generator_train import sample_grid
-    kw = dict(cfg_scale=args.cfg_scale, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-    out = sample_grid(_generator_source(args.generator), _tokenizer_source(args.tokenizer), labels=args.labels,
-                      n_per_label=args.n_per_label, out=args.out, device=_check_device(args.device), **kw)
-    print(f"wrote {out}: one row per label, {args.n_per_label} samples each")
+    given = {k: v for k, v in dict(cfg_scale=args.cfg_scale, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p).items()
+             if v is not None}                                                  # the rest: the generator's recommendation
+    out = sample_grid(args.generator, args.tokenizer, labels=labels, n_per_label=args.n_per_label, out=Path(args.out).expanduser(),
+                      device=device, scale=SAMPLE_SCALE, seed=args.seed, **given)
+    used = GeneratorConfig(**cfg).sampling | given
+    print(f"wrote {out}: one row per label, {args.n_per_label} samples each; sampled with "
+          + ', '.join(f"{k} {v}{'' if k in given else ' (recommended)'}" for k, v in used.items() if v is not None))
     return 0
 
 def _lab(args) -> int:
     import subprocess
     from leech_explorer.website import working_copy, lab_command
+    writable(args.dir, '--dir')
     try: cmd = lab_command(args.dir, port=args.port, browser=not args.no_browser)
     except RuntimeError as e: raise CommandError(str(e)) from None
     copy = working_copy(args.dir, overwrite=args.overwrite, solutions=args.solutions)
@@ -154,8 +239,18 @@ def _lab(args) -> int:
     except KeyboardInterrupt: return 130
 
 def _site(args) -> int:
-    from leech_explorer.website import build_site
-    try: m = build_site(args.out, src=args.src, notebooks=args.notebooks, execute=args.execute, mathjax=args.mathjax)
+    from leech_explorer.website import build_site, check_site_folder, course_notebooks, site_root
+    writable(args.out, '--out')
+    try:
+        root = site_root(args.nbs); files = course_notebooks(root); check_site_folder(args.out)
+    except (RuntimeError, FileNotFoundError) as e: raise CommandError(str(e)) from None
+    if not files: raise CommandError(f"no notebooks in {root}")
+    if unknown := sorted(set(args.notebooks or ()) - {p.name for p in files}):
+        raise CommandError(f"no such notebook(s) in {files[0].parent}: {', '.join(unknown)}")
+    if args.mathjax and not Path(args.mathjax).expanduser().exists(): raise CommandError(f"--mathjax {args.mathjax}: does not exist")
+    print(f"reading the notebooks in {files[0].parent.resolve()}", flush=True)
+    try: m = build_site(args.out, src=root, notebooks=args.notebooks, execute=args.execute, mathjax=args.mathjax,
+                        solutions=args.solutions, notify=lambda line: print(line, flush=True))
     except (RuntimeError, FileNotFoundError) as e: raise CommandError(str(e)) from None
     print(f"wrote {len(m['pages'])} pages to {Path(args.out).resolve()}; open {Path(args.out).resolve() / 'index.html'}")
     return 0
@@ -164,23 +259,43 @@ def _site(args) -> int:
 # choices, spelled out so that `--help` answers without importing torch (the check below keeps them in step)
 DATASETS = ('mnist', 'fashion-mnist', 'digits', 'photos', 'folder')   # leech_explorer.data.DATASETS
 TOKENIZER_PRESETS = ('tiny', 'paper')                                 # leech_explorer.tokenizer.PRESETS
-QUANTIZERS = ('leech', 'bsq', 'vq')                                   # leech_explorer.tokenizer.QUANTIZERS
+QUANTIZERS = ('leech', 'bsq', 'vq', 'random')                         # leech_explorer.tokenizer.QUANTIZERS
 HEADS = ('full', 'factorized', 'shell', 'vmf')                        # leech_explorer.generator.HEADS
 OPTIMIZERS = ('adamw', 'muon', 'dion')                                # leech_explorer.optim.OPTIMIZERS
 GENERATOR_PRESETS = ('tiny', 'paper')                                 # leech_explorer.generator_train.TRAIN_PRESETS
-SHIPPED = ('mnist-tiny',)                                             # names of the shipped tokenizer and generator
+# bounds that --help states: past them a run would not fit in memory or on a screen, so it is refused before it starts
+MAX_PER_LABEL = 100            # sample: columns of the grid (a 28-pixel digit is drawn 112 pixels wide)
+MAX_LABELS = 100               # sample: rows of the grid
+MAX_BENCH_N = 2**26            # bench --n: 24 float32 per vector, 6.4 GB of input at the maximum
+MAX_BASELINE = 2**20           # bench --baseline-max: brute force scores every vector against all 196,560 codes
+MAX_HEAD_DIM = 4096            # bench --head-dims: the full head holds 196,560 x d weights (3.2 GB at the maximum)
+MAX_TOKENS = 8192              # bench --tokens: the full head's logits are tokens x 196,560 floats (6.4 GB at the maximum)
+MAX_FID_IMAGES = 50_000        # eval-tokenizer --fid-images: the usual FID sample; Inception runs at ~1 image/s on a CPU
+MAX_SEED = 2**32 - 1
+SAMPLE_SCALE = 4               # sample: every pixel of a sample becomes a 4x4 block, so a 28-pixel digit is easy to see
+QUICK_SECONDS = 45             # tour --quick with the judge cached, on 2 CPU cores: chapter 08 checks its recorded run against it
 
 def _device(p, help: str = 'where to run (default: cpu)'):
     "The --device option of every command that computes."
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'], help=help)
 
-def _training_options(p, out: str | None, out_help: str, seed_help: str):
+def _seed(p, what: str = 'seed'):
+    "The --seed option: an integer that torch's generators take."
+    p.add_argument('--seed', type=int_range(0, MAX_SEED), default=0, help=f'{what}, 0 to {MAX_SEED:,} (default: 0)')
+
+def _training_options(p, out: str | None, out_help: str, seed_what: str):
     "The options every training command shares: --steps, --out, --resume, --device, --seed."
     p.add_argument('--steps', type=positive_int, default=None, help="optimizer steps (default: the preset's)")
     p.add_argument('--out', default=out, help=out_help)
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.safetensors')
     _device(p, 'where to train (default: cpu)')
-    p.add_argument('--seed', type=int, default=0, help=seed_help)
+    _seed(p, seed_what)
+
+def _recommended(key: str):
+    "The shipped generator's recommended sampling setting `key`, read from its config.json (None if it is not there)."
+    try: cfg = json.loads((Path(leech_explorer.__file__).parent / 'pretrained' / f'{SHIPPED[0]}-generator' / 'config.json').read_text())
+    except (OSError, ValueError): return None
+    return cfg.get(f'sample_{key}')
 
 def build_parser() -> argparse.ArgumentParser:
     "The `leech-explorer` argument parser."
@@ -190,36 +305,51 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
 
     t = sub.add_parser('tour', help='the whole story on this machine, with a self-contained report (start here)',
-                       description='Build and verify the lattice, compare its geometry with BSQ, time the quantizer '
-                       'against brute force; write report.html and metrics.json.')
-    t.add_argument('--quick', action='store_true', help='a smaller, faster run (under a minute on a laptop CPU)')
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description='''\
+The course's results, measured on this machine in five steps; writes OUT/report.html (one self-contained file) and
+OUT/metrics.json:
+  1. build the Golay code and Λ24's 196,560 minimal vectors, and verify them;
+  2. compare Λ24's geometry with BSQ-18 and BSQ-24 (minimum angle, error against the cap bound);
+  3. check the structured nearest-code search against brute force, and time both in the same run;
+  4. reconstruct MNIST test digits with the shipped Λ24-SQ tokenizer (PSNR, SSIM);
+  5. sample every digit class from the shipped generator, with its recommended sampling, and score the samples with
+     a digit classifier (trained on the first run, then kept in the cache folder).''')
+    t.add_argument('--quick', action='store_true', help=f'a smaller run: under {QUICK_SECONDS} s on 2 CPU cores once the digit '
+                   'classifier is cached (the first run also trains it; chapter 08 prints a recorded run)')
     _device(t, 'where to compute (default: cpu)')
-    t.add_argument('--seed', type=int, default=0, help='seed of every random input (default: 0)')
+    _seed(t, 'seed of every random input')
     t.add_argument('--out', default='leech_explorer_report', help='folder for report.html and metrics.json '
                    '(default: ./leech_explorer_report)')
+    t.add_argument('--no-cache', action='store_true', help='train the digit classifier afresh instead of loading it from '
+                   'the cache folder ($LEECH_EXPLORER_CACHE, else $XDG_CACHE_HOME/leech_explorer or ~/.cache/leech_explorer; '
+                   'LEECH_EXPLORER_CACHE=off switches the cache off)')
     t.set_defaults(func=_tour)
 
     b = sub.add_parser('bench', help="time the nearest-code search against brute force, and a generator's output heads (same run, ratios)")
-    b.add_argument('--n', type=positive_int, nargs='+', default=[65536, 1048576], help='numbers of input vectors (default: 65536 1048576)')
+    b.add_argument('--n', type=int_range(1, MAX_BENCH_N), nargs='+', default=[65536, 1048576],
+                   help=f'numbers of input vectors, each at most {MAX_BENCH_N:,} (default: 65536 1048576)')
     b.add_argument('--device', nargs='+', default=None, choices=['cpu', 'cuda'], help='devices (default: cpu, plus cuda if present)')
     b.add_argument('--method', nargs='+', default=['auto'], choices=['auto', 'numba', 'torch', 'triton'], help='structured methods to time')
-    b.add_argument('--baseline-max', type=positive_int, default=16384, help='time brute force on at most this many vectors on CPU')
+    b.add_argument('--baseline-max', type=int_range(1, MAX_BASELINE), default=16384,
+                   help=f'time brute force on at most this many vectors on CPU, at most {MAX_BASELINE:,} (default: 16384)')
     b.add_argument('--json', default=None, help="also write the search rows and the machine's environment to this JSON file")
     b.add_argument('--what', nargs='+', default=['search', 'heads'], choices=['search', 'heads'],
                    help="what to time: the nearest-code search, the generator's output heads (default: both)")
-    b.add_argument('--head-dims', type=positive_int, nargs='+', default=[128, 512], help='hidden widths d for the heads (default: 128 512)')
-    b.add_argument('--tokens', type=positive_int, default=256, help='tokens per step for the heads (default: 256)')
+    b.add_argument('--head-dims', type=int_range(1, MAX_HEAD_DIM), nargs='+', default=[128, 512],
+                   help=f'hidden widths d for the heads, each at most {MAX_HEAD_DIM:,} (default: 128 512)')
+    b.add_argument('--tokens', type=int_range(1, MAX_TOKENS), default=256,
+                   help=f'tokens per step for the heads, at most {MAX_TOKENS:,} (default: 256)')
     b.set_defaults(func=_bench)
 
     tt = sub.add_parser('train-tokenizer', help='train a ViT tokenizer with Λ24-SQ (or BSQ / VQ) and save it',
                         description='Train a tokenizer (chapter 06) on an offline dataset and save it with its metrics; '
                         'the tiny preset trains on MNIST on a laptop CPU.')
     tt.add_argument('--preset', default='tiny', choices=TOKENIZER_PRESETS, help='architecture and recipe (default: tiny)')
-    tt.add_argument('--quantizer', default='leech', choices=QUANTIZERS, help='leech = Λ24-SQ (default), bsq, vq')
+    tt.add_argument('--quantizer', default='leech', choices=QUANTIZERS, help='leech = Λ24-SQ (default), bsq, vq, random (frozen random codes)')
     tt.add_argument('--dataset', default='mnist', choices=DATASETS, help='training images (default: mnist)')
     tt.add_argument('--root', type=existing_dir, default=None, help="image folder for --dataset folder (or full MNIST via torchvision)")
     _training_options(tt, None, 'output folder (default: tokenizers/PRESET-QUANTIZER-DATASET)',
-                      'seed of the weights and the data order (default: 0)')
+                      'seed of the weights and the data order')
     tt.set_defaults(func=_train_tokenizer)
 
     et = sub.add_parser('eval-tokenizer', help='PSNR, SSIM, rFID and code usage of a tokenizer on test images',
@@ -228,7 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     et.add_argument('--dataset', default='mnist', choices=DATASETS, help='test images (default: mnist)')
     et.add_argument('--root', type=existing_dir, default=None, help='image folder for --dataset folder')
     et.add_argument('--n', type=positive_int, default=None, help='evaluate the first N test images (default: all)')
-    et.add_argument('--fid-images', type=int, default=0, help='images for rFID, 0 to skip (default: 0; ~0.7 s per image on a CPU)')
+    et.add_argument('--fid-images', type=int_range(0, MAX_FID_IMAGES), default=0,
+                    help=f'images for rFID, 0 to skip, at most {MAX_FID_IMAGES:,} (default: 0; slow on a CPU)')
     _device(et)
     et.add_argument('--json', default=None, help='also write the results to this JSON file')
     et.set_defaults(func=_eval_tokenizer)
@@ -241,30 +372,38 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument('--dataset', default='mnist', choices=DATASETS, help='labelled training images (default: mnist)')
     tg.add_argument('--head', default=None, choices=HEADS, help="output head (default: the preset's)")
     tg.add_argument('--optimizer', default='adamw', choices=OPTIMIZERS, help='optimizer of the hidden matrices (default: adamw)')
-    _training_options(tg, 'runs/generator', 'output folder; the generator goes to OUT/generator (default: runs/generator)',
-                      'seed (default: 0)')
+    _training_options(tg, 'runs/generator', 'output folder; the generator goes to OUT/generator (default: runs/generator)', 'seed')
     tg.set_defaults(func=_train_generator)
 
+    rec = {k: '' if _recommended(k) is None else f'; {_recommended(k)} for {SHIPPED[0]}' for k in ('cfg_scale', 'temperature')}
     sm = sub.add_parser('sample', help='draw class-conditional samples from a generator into a PNG grid',
-                        description='Sample images for some class labels (one row per label) and write them as one PNG.')
+                        description="Sample images for some class labels (one row per label, the label at its left, every "
+                        f"pixel drawn {SAMPLE_SCALE}x{SAMPLE_SCALE}) and write them as one PNG. Sampling settings you leave out are the ones the "
+                        "generator's config.json recommends (sample_cfg_scale, sample_temperature, sample_top_k, sample_top_p).")
     sm.add_argument('--generator', default='mnist-tiny', help='shipped name or folder written by train-generator (default: mnist-tiny)')
     sm.add_argument('--tokenizer', default='mnist-tiny', help="the generator's tokenizer: shipped name or folder (default: mnist-tiny)")
-    sm.add_argument('--labels', type=int, nargs='+', default=None, help='class labels, one row each (default: every class)')
-    sm.add_argument('--n-per-label', type=positive_int, default=10, help='samples per label (default: 10)')
+    sm.add_argument('--labels', type=int_range(0), nargs='+', default=None,
+                    help=f'class labels, one row each, at most {MAX_LABELS} (default: every class)')
+    sm.add_argument('--n-per-label', type=int_range(1, MAX_PER_LABEL), default=10,
+                    help=f'samples per label, 1 to {MAX_PER_LABEL} (default: 10)')
     sm.add_argument('--out', default='samples.png', help='PNG file to write (default: samples.png)')
-    sm.add_argument('--cfg-scale', type=float, default=1.0, help='classifier-free guidance scale (default: 1.0, none)')
-    sm.add_argument('--temperature', type=positive_float, default=1.0, help='sampling temperature (default: 1.0)')
-    sm.add_argument('--top-k', type=positive_int, default=None, help='keep the k most likely codes (default: all)')
-    sm.add_argument('--top-p', type=positive_float, default=None, help='nucleus sampling mass in (0, 1] (default: off)')
+    sm.add_argument('--cfg-scale', type=non_negative_float, default=None,
+                    help=f"classifier-free guidance scale, >= 0, 1 = none (default: the generator's recommendation{rec['cfg_scale']})")
+    sm.add_argument('--temperature', type=positive_float, default=None,
+                    help=f"sampling temperature, > 0 (default: the generator's recommendation{rec['temperature']})")
+    sm.add_argument('--top-k', type=positive_int, default=None,
+                    help="keep the k most likely codes; full and factorized heads only (default: the generator's recommendation)")
+    sm.add_argument('--top-p', type=probability, default=None,
+                    help="nucleus sampling mass in (0, 1]; full and factorized heads only (default: the generator's recommendation)")
     _device(sm)
-    sm.add_argument('--seed', type=int, default=0, help='seed (default: 0)')
+    _seed(sm)
     sm.set_defaults(func=_sample)
 
     l = sub.add_parser('lab', help='copy the course notebooks to a folder of yours and open them in JupyterLab',
                        description='Copy the course notebooks (and the files they read) into DIR — files you already '
                        'have there are kept — and start JupyterLab on them.')
     l.add_argument('--dir', default='leech_explorer_course', help='your working copy (default: ./leech_explorer_course)')
-    l.add_argument('--port', type=positive_int, default=None, help='port of the JupyterLab server (default: its own choice)')
+    l.add_argument('--port', type=int_range(1, 65535), default=None, help='port of the JupyterLab server, 1 to 65535 (default: its own choice)')
     l.add_argument('--no-browser', action='store_true', help='do not open a browser tab')
     l.add_argument('--overwrite', action='store_true', help='replace your copies with the original notebooks')
     l.add_argument('--solutions', action='store_true', help="also copy the exercises' worked solutions (for instructors)")
@@ -273,18 +412,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser('site', help='build the course as a static site that works offline (math, figures, plotly)',
                        description='Render the course notebooks, with their saved outputs, into a static site: an index, '
-                       'navigation, typeset math, figures and interactive plotly figures, all loaded from the site folder.')
+                       'navigation, typeset math, figures and interactive plotly figures, all loaded from the site folder. '
+                       'It reads the notebooks of the clone you are in (the working folder or one above it), else those '
+                       'that came with the package, and says which.')
     s.add_argument('--out', default='leech_explorer_site', help='folder for the site (default: ./leech_explorer_site)')
-    s.add_argument('--src', type=existing_dir, default=None, help='folder with nbs/ to render (default: the course that came with the package)')
+    s.add_argument('--nbs', '--src', dest='nbs', type=existing_dir, default=None, metavar='DIR',
+                   help='the notebooks to render: their folder, or a clone holding nbs/ (default: the clone you are in, '
+                   'else the course that came with the package)')
     s.add_argument('--notebooks', nargs='+', default=None, metavar='NAME', help='only these notebooks, e.g. index.ipynb 00_golay.ipynb')
     s.add_argument('--execute', action='store_true', help='run every notebook before rendering it (minutes)')
     s.add_argument('--mathjax', default=None, help='MathJax 3 (the npm package mathjax@3 folder, or its es5/tex-svg-full.js); '
                    'default: a cached copy, fetched once with npm')
+    s.add_argument('--solutions', action='store_true', help="also render the exercises' worked solutions (nbs/solutions), "
+                   'each linked from its chapter (for instructors)')
     s.set_defaults(func=_site)
     return p
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `leech-explorer` console script."
+    os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')   # before torch loads OpenMP: idle threads sleep instead of spinning
     p = build_parser()
     args = p.parse_args(argv)
     if args.command is None: p.print_help(); return 0

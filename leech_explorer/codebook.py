@@ -16,8 +16,8 @@ from .golay import MOG_CELLS, column_classes, hexacode, octads
 from .leech import leech_shell, SHELL_SIZE, SHELL_NORM
 
 # %% auto #0
-__all__ = ['QuantizerOutput', 'check_latents', 'check_indices', 'nearest_code', 'CodeUsage', 'unit_codebook', 'octad_tetrads',
-           'SearchTables', 'search_tables', 'hp_classes']
+__all__ = ['QuantizerOutput', 'ESTIMATORS', 'check_latents', 'check_indices', 'nearest_code', 'CodeUsage', 'straight_through',
+           'unit_codebook', 'octad_tetrads', 'SearchTables', 'search_tables', 'hp_classes']
 
 # %% ../nbs/03_codebook.ipynb #1fd847a0
 QuantizerOutput = namedtuple('QuantizerOutput', ['quantized', 'indices', 'aux_loss'])
@@ -90,6 +90,29 @@ class CodeUsage(nn.Module):
         used = c[c > 0]
         return dict(total=int(total), unique=int(len(used)), usage=len(used) / self.codebook_size, perplexity=2 ** h,
                     entropy_bits=h, max_min_ratio=float(used.max() / used.min()))
+
+# %% ../nbs/03_codebook.ipynb #7638f7ad
+ESTIMATORS = ('ste', 'rotation')
+
+def straight_through(u: Tensor,              # (..., D) the quantizer's input (carries the gradient)
+                     q: Tensor,              # (..., D) the chosen codes (no gradient)
+                     estimator: str = 'ste', # 'ste': copy the gradient; 'rotation': rotate it (Fifty et al. 2024)
+                     eps: float = 1e-12,     # below this |u| or |ê + q̂| the rotation falls back to straight-through
+                     ) -> Tensor:            # (..., D) equal to q in value
+    "Codes q in the forward pass, with the gradient to u given by the straight-through estimator or the rotation trick."
+    if estimator not in ESTIMATORS: raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    q = q.detach()
+    if estimator == 'ste': return u + (q - u).detach()
+    with torch.no_grad():
+        un, qn = u.norm(dim=-1, keepdim=True), q.norm(dim=-1, keepdim=True)
+        e_hat, q_hat = u / un.clamp_min(eps), q / qn.clamp_min(eps)
+        s = e_hat + q_hat; sn = s.norm(dim=-1, keepdim=True)
+        ok = (un > eps) & (sn > eps)                                        # where the rotation is defined
+        r = s / sn.clamp_min(eps)
+        lam = torch.where(ok, qn / un.clamp_min(eps), torch.ones_like(un))
+    rot = u - 2 * r * (r * u).sum(-1, keepdim=True) + 2 * q_hat * (e_hat * u).sum(-1, keepdim=True)   # R u
+    out = torch.where(ok, lam * rot, u)                                     # λ R u, or u where R is undefined
+    return out + (q - out).detach()                                         # the value is q exactly as for STE
 
 # %% ../nbs/03_codebook.ipynb #4bfaa508
 @lru_cache(None)

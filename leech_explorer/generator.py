@@ -23,8 +23,8 @@ __all__ = ['CE_BACKENDS', 'HEADS', 'PRETRAINED', 'linear_cross_entropy', 'cce_av
 
 # %% ../nbs/07_generator.ipynb #736703a9
 def _chunk_logits(h: Tensor, weight: Tensor, bias: Tensor | None, j: int, size: int) -> Tensor:
-    acc = torch.promote_types(h.dtype, torch.float32)                 # fp32 (fp64 stays fp64), one chunk at a time
-    z = (h @ weight[j:j + size].T).to(acc)                            # (n, v) logits of one vocabulary chunk
+    acc = torch.promote_types(h.dtype, torch.float32)                 # what the log-sum-exp accumulates in: fp32 (fp64 stays fp64)
+    z = (h @ weight[j:j + size].T).to(acc)                            # (n, v) logits of one chunk, computed in h's dtype, then widened
     return z if bias is None else z + bias[j:j + size].to(acc)
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -134,6 +134,12 @@ class GeneratorConfig:
     ce_backend: str = 'chunked'       # full head's loss: 'chunked' (ours, exact), 'cce' (cut-cross-entropy, CUDA, faster), 'auto' (cce where it runs)
     tokenizer: str = 'mnist-tiny'     # the tokenizer whose indices this model predicts (its name)
     tokenizer_fingerprint: str = ''   # a digest of that tokenizer's weights: pairs a generator with its tokenizer
+    # recommended sampling, saved with the model: generate_images, sample_grid, `leech-explorer sample` and the tour
+    # use it unless told otherwise (configs saved before these fields existed load with these defaults)
+    sample_cfg_scale: float = 2.0     # classifier-free guidance: chapter 07c measures its samples at 2.0 (1.0 = none)
+    sample_temperature: float = 1.0   # > 0; 1 samples the model's own distribution
+    sample_top_k: int | None = None   # full/factorized heads only: keep the k likeliest choices (None: all)
+    sample_top_p: float | None = None # full/factorized heads only: nucleus mass in (0, 1] (None: off)
 
     def __post_init__(self):
         self.grid = tuple(int(v) for v in self.grid)
@@ -145,9 +151,21 @@ class GeneratorConfig:
         if not 0 <= self.class_dropout < 1: raise ValueError(f"class_dropout must lie in [0, 1), got {self.class_dropout}")
         if self.z_loss < 0: raise ValueError(f"z_loss must be >= 0, got {self.z_loss}")
         if self.ce_backend not in CE_BACKENDS: raise ValueError(f"ce_backend must be one of {CE_BACKENDS}, got {self.ce_backend!r}")
+        if not self.sample_cfg_scale >= 0: raise ValueError(f"sample_cfg_scale must be >= 0, got {self.sample_cfg_scale}")
+        if not self.sample_temperature > 0: raise ValueError(f"sample_temperature must be > 0, got {self.sample_temperature}")
+        if self.sample_top_k is not None and self.sample_top_k < 1: raise ValueError(f"sample_top_k must be >= 1, got {self.sample_top_k}")
+        if self.sample_top_p is not None and not 0 < self.sample_top_p <= 1: raise ValueError(f"sample_top_p must lie in (0, 1], got {self.sample_top_p}")
+        if self.head in ('shell', 'vmf') and (self.sample_top_k or self.sample_top_p):
+            raise ValueError(f"the {self.head!r} head samples the shell exactly: sample_top_k and sample_top_p must be None")
 
     @property
     def seq_len(self) -> int: return self.grid[0] * self.grid[1]
+
+    @property
+    def sampling(self) -> dict:
+        "The recommended keyword arguments of `Generator.sample`: cfg_scale, temperature, top_k, top_p."
+        return dict(cfg_scale=self.sample_cfg_scale, temperature=self.sample_temperature, top_k=self.sample_top_k,
+                    top_p=self.sample_top_p)
 
     @classmethod
     def preset(cls, name: str, **overrides) -> GeneratorConfig:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07c_generator_training.ipynb #79471bae
 from __future__ import annotations
-import json, math, time, zlib, struct
+import hashlib, inspect, json, math, os, time, zlib, struct
 from dataclasses import asdict
 from pathlib import Path
 import torch
@@ -18,7 +18,7 @@ from .generator import Generator, GeneratorConfig, HEADS, check_labels, check_pa
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'STABILITY', 'STABILITY_MODEL', 'STABILITY_RECIPE', 'HEAD_RECIPE', 'encode_dataset', 'generator_loss',
            'load_tokenizer', 'train_generator', 'generate_images', 'write_png', 'sample_grid', 'digit_classifier',
-           'classifier_score', 'test_features', 'evaluate_generator']
+           'classifier_score', 'cache_dir', 'cached_digit_classifier', 'test_features', 'evaluate_generator']
 
 # %% ../nbs/07c_generator_training.ipynb #c1b76c34
 TRAIN_PRESETS = dict(                     # training recipe per preset: steps, global batch, peak learning rate, warm-up
@@ -100,11 +100,14 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
 
 # %% ../nbs/07c_generator_training.ipynb #ffc6d96c
 @torch.no_grad()
-def generate_images(generator: Generator, tokenizer, labels, batch_size: int = 100, **sample_kw) -> Tensor:
+def generate_images(generator: Generator, tokenizer, labels, batch_size: int = 100,
+                    **sample_kw,              # cfg_scale, temperature, top_k, top_p, seed; left out: the generator's recommendation
+                    ) -> Tensor:
     "Sample token grids for the labels and decode them with the tokenizer: images (B, C, H, W) in [0, 1]."
     tokenizer = load_tokenizer(tokenizer)
     check_pair(generator, tokenizer)
     labels = check_labels(labels, generator.config.n_classes)
+    sample_kw = generator.config.sampling | sample_kw                         # what the caller says overrides the config
     seed, out, stats = sample_kw.pop('seed', 0), [], dict(tokens=0, invalid=0)
     for i in range(0, len(labels), batch_size):
         out.append(tokenizer.decode(generator.sample(labels[i:i + batch_size], seed=seed + i, **sample_kw)).clamp(0, 1).cpu())
@@ -112,14 +115,36 @@ def generate_images(generator: Generator, tokenizer, labels, batch_size: int = 1
     generator.sample_stats = stats                                            # totals over all batches
     return torch.cat(out)
 
-def write_png(images: Tensor, path, nrow: int = 10, pad: int = 2) -> Path:
+# %% ../nbs/07c_generator_training.ipynb #c5d2e8f1
+_DIGITS = ('111101101101111', '010110010010111', '111001111100111', '111001111001111', '101101111001001',   # 0-4
+           '111100111001111', '111100111101111', '111001001001001', '111101111101111', '111101111001111')   # 5-9: 3x5 bitmaps
+
+def _label_mask(text: str, s: int) -> Tensor:
+    "A number in the 3x5 pixel font, each font pixel s x s: a (5s, (4n - 1)s) mask for n digits, 1 = ink."
+    glyphs = [torch.cat([torch.tensor([float(b) for b in _DIGITS[int(ch)]]).view(5, 3), torch.zeros(5, 1)], 1) for ch in text]
+    return torch.cat(glyphs, 1)[:, :-1].repeat_interleave(s, 0).repeat_interleave(s, 1)
+
+def write_png(images: Tensor, path, nrow: int = 10, pad: int = 2,
+              scale: int = 1,                 # every pixel becomes a scale x scale block (nearest neighbour)
+              row_labels: list | None = None, # a non-negative integer per row, written at its left (e.g. the class label)
+              ) -> Path:
     "Write images (B, C, H, W) in [0, 1] as one PNG grid, nrow per row (needs no imaging library)."
+    if not (isinstance(scale, int) and scale >= 1): raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    images = images.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
     B, C, H, W = images.shape
     rows = math.ceil(B / nrow)
-    canvas = torch.ones(C, rows * (H + pad) + pad, nrow * (W + pad) + pad)
+    if row_labels is not None and (len(row_labels) != rows or min(map(int, row_labels), default=0) < 0):
+        raise ValueError(f"row_labels must be {rows} non-negative integers (one per row), got {list(row_labels)}")
+    marks = [_label_mask(str(int(v)), max(1, H // 15)) for v in row_labels or []]      # text about a third of a row high
+    left = pad + max(m.shape[1] for m in marks) if marks else 0                        # the label column
+    canvas = torch.ones(C, rows * (H + pad) + pad, left + nrow * (W + pad) + pad)
+    for r, m in enumerate(marks):
+        top = pad + r * (H + pad) + (H - m.shape[0]) // 2
+        canvas[:, top:top + m.shape[0], pad:pad + m.shape[1]] = 1 - m                 # dark ink on white
     for k in range(B):
         r, c = divmod(k, nrow)
-        canvas[:, pad + r * (H + pad):pad + r * (H + pad) + H, pad + c * (W + pad):pad + c * (W + pad) + W] = images[k]
+        y, x = pad + r * (H + pad), left + pad + c * (W + pad)
+        canvas[:, y:y + H, x:x + W] = images[k]
     px = (canvas.clamp(0, 1) * 255).round().byte()
     px = px[0] if C == 1 else rearrange(px[:3], 'c h w -> h w c')
     raw = b''.join(b'\x00' + bytes(row.flatten().tolist()) for row in px)     # filter byte 0 per scanline
@@ -135,34 +160,96 @@ def sample_grid(generator='mnist-tiny',       # shipped name, folder, or Generat
                 n_per_label: int = 10,        # samples per label (columns)
                 out='samples.png',            # PNG file to write
                 device: str = 'cpu',
-                **sample_kw,                  # cfg_scale, temperature, top_k, top_p, seed
+                scale: int = 4,               # enlarge every pixel to scale x scale: a 28-pixel digit becomes 112 pixels
+                **sample_kw,                  # cfg_scale, temperature, top_k, top_p, seed; left out: the generator's recommendation
                 ) -> Path:
-    "Write a PNG grid of class-conditional samples: one row per label."
+    "Write a PNG grid of class-conditional samples: one row per label, the label written at the row's left."
     gen = Generator.from_pretrained(generator, device=device) if isinstance(generator, (str, Path)) else generator
     tok = load_tokenizer(tokenizer).to(device).eval()
     labels = range(gen.config.n_classes) if labels is None else labels
     if n_per_label < 1: raise ValueError(f"n_per_label must be a positive integer, got {n_per_label}")
-    lab = check_labels(torch.as_tensor(list(labels)), gen.config.n_classes).repeat_interleave(n_per_label)
-    return write_png(generate_images(gen, tok, lab, **sample_kw), out, nrow=n_per_label)
+    labels = check_labels(torch.as_tensor(list(labels)), gen.config.n_classes)
+    images = generate_images(gen, tok, labels.repeat_interleave(n_per_label), **sample_kw)
+    return write_png(images, out, nrow=n_per_label, scale=scale, row_labels=labels.tolist())
 
 # %% ../nbs/07c_generator_training.ipynb #e39d2632
-def digit_classifier(dataset, epochs: int = 4, seed: int = 0, batch_size: int = 64) -> nn.Module:
-    "A small CNN fitted to a labelled image dataset (the judge of the classifier score)."
+def _judge_net(channels: int, n_classes: int) -> nn.Module:
+    "The judge's architecture: two convolutions, then a small MLP."
+    return nn.Sequential(nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.LazyLinear(64), nn.ReLU(), nn.Linear(64, n_classes))
+
+def _stack(dataset) -> tuple[Tensor, Tensor]:
+    "Images (N, C, H, W) and labels (N,) of a labelled dataset."
+    return torch.stack([dataset[i][0] for i in range(len(dataset))]), torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))])
+
+def _fit_judge(x: Tensor, y: Tensor, epochs: int, seed: int, batch_size: int) -> nn.Module:
     g = torch.Generator().manual_seed(seed); torch.manual_seed(seed)
-    x = torch.stack([dataset[i][0] for i in range(len(dataset))]); y = torch.as_tensor([int(dataset[i][1]) for i in range(len(dataset))])
-    net = nn.Sequential(nn.Conv2d(x.shape[1], 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                        nn.LazyLinear(64), nn.ReLU(), nn.Linear(64, int(y.max()) + 1))
+    net = _judge_net(x.shape[1], int(y.max()) + 1)
     net(x[:1]); opt = torch.optim.Adam(net.parameters(), 2e-3)
     for _ in range(epochs):
         for b in torch.randperm(len(x), generator=g).split(batch_size):
             loss = F.cross_entropy(net(x[b]), y[b]); opt.zero_grad(); loss.backward(); opt.step()
     return net.eval()
 
+def digit_classifier(dataset, epochs: int = 4, seed: int = 0, batch_size: int = 64) -> nn.Module:
+    "A small CNN fitted to a labelled image dataset (the judge of the classifier score)."
+    return _fit_judge(*_stack(dataset), epochs, seed, batch_size)
+
 @torch.no_grad()
 def classifier_score(classifier: nn.Module, images: Tensor, labels: Tensor) -> float:
     "Share of images the classifier assigns to their label."
     return float((classifier(images).argmax(1) == torch.as_tensor(labels)).float().mean())
+
+# %% ../nbs/07c_generator_training.ipynb #e1f0c3a7
+_OFF = ('0', 'off', 'no', 'false')
+
+def cache_dir() -> Path | None:
+    "leech_explorer's cache folder: $LEECH_EXPLORER_CACHE (None if it is 0/off/no/false), else $XDG_CACHE_HOME or ~/.cache, + leech_explorer."
+    env = os.environ.get('LEECH_EXPLORER_CACHE', '').strip()
+    if env.lower() in _OFF: return None
+    return Path(env).expanduser() if env else Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'leech_explorer'
+
+def _code(fn) -> str:
+    "A function's source, or its compiled code where the source is not installed."
+    try: return inspect.getsource(fn)
+    except (OSError, TypeError): return repr((fn.__code__.co_code, fn.__code__.co_consts, fn.__code__.co_names))
+
+def _judge_key(x: Tensor, y: Tensor, epochs: int, seed: int, batch_size: int) -> str:
+    "A digest of everything that decides the judge: its code, torch's version, its settings, its training images and labels."
+    h = hashlib.sha256()
+    for part in (_code(_judge_net), _code(_fit_judge), torch.__version__, f'{epochs} {seed} {batch_size}',
+                 str(tuple(x.shape)), str(x.dtype)):
+        h.update(part.encode()); h.update(b'\0')
+    h.update(x.contiguous().numpy().tobytes()); h.update(y.long().contiguous().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+def cached_digit_classifier(dataset, epochs: int = 4, seed: int = 0, batch_size: int = 64,
+                            cache=True,     # True: cache_dir(); a folder; False/None: no cache (always train)
+                            ) -> nn.Module: # the judge; .from_cache says whether it was loaded, .cache_file where it is kept
+    "`digit_classifier`, trained once and kept in the cache folder under a digest of everything that decides it."
+    from safetensors.torch import load_file, save_file
+    x, y = _stack(dataset)
+    folder = cache_dir() if cache is True else Path(cache).expanduser() if cache else None
+    file = folder / 'judges' / f'{_judge_key(x, y, epochs, seed, batch_size)}.safetensors' if folder else None
+    if file is not None and file.is_file():
+        try:
+            net = _judge_net(x.shape[1], int(y.max()) + 1)
+            with torch.random.fork_rng(): net(x[:1])                             # shape the lazy layer; leave the RNG alone
+            net.load_state_dict(load_file(str(file)))
+            net.from_cache, net.cache_file = True, file
+            return net.eval()
+        except Exception: pass                                                   # damaged: train it again and overwrite
+    net = _fit_judge(x, y, epochs, seed, batch_size)
+    net.from_cache, net.cache_file = False, None
+    if file is not None:
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_suffix(f'.{os.getpid()}.tmp')                         # write, then rename: never half a file
+            save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp)); tmp.replace(file)
+            net.cache_file = file
+        except OSError: pass                                                     # a cache we cannot write is no cache
+    return net
 
 # %% ../nbs/07c_generator_training.ipynb #13b9ff3e
 def test_features(dataset: str = 'mnist', n: int = 200) -> Tensor:
@@ -178,7 +265,7 @@ def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
                        fid: bool = True,              # gFID and precision/recall on Inception features (slow on a CPU)
                        real_features: Tensor | None = None,  # Inception features of real test images (default: as many as samples)
                        return_images: bool = False,   # also return the samples (B, C, H, W), class-major, for later FID
-                       **sample_kw) -> dict:          # cfg_scale, temperature, top_k, top_p, seed
+                       **sample_kw) -> dict:          # cfg_scale, temperature, top_k, top_p, seed (default: the generator's)
     "Classifier score, gFID, precision/recall, invalid raw draws and sampling speed of a generator (and its samples)."
     from leech_explorer.data import load_images
     real_train, real_test = load_images(dataset, 'train'), load_images(dataset, 'test')
@@ -192,7 +279,7 @@ def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
                classifier_real_test_accuracy=classifier_score(classifier, xt, yt),
                invalid_raw_draws=generator.sample_stats.get('invalid', 0) / max(1, generator.sample_stats.get('tokens', 1)),
                sample_tokens_per_second=len(labels) * generator.config.seq_len / seconds,
-               params=sum(p.numel() for p in generator.parameters()), **{k: v for k, v in sample_kw.items()})
+               params=sum(p.numel() for p in generator.parameters()), **(generator.config.sampling | sample_kw))
     if fid:
         fr = test_features(dataset, len(labels)) if real_features is None else real_features
         ff = inception_features(images)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05c_metrics.ipynb #84c10367
 from __future__ import annotations
-import importlib.util, math
+import importlib.util, math, warnings
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
@@ -48,7 +48,9 @@ def fid_inception_path() -> Path:
 @lru_cache(None)
 def fid_inception(device: str = 'cpu') -> torch.jit.ScriptModule:
     "The FID Inception network on `device`, in eval mode (cached)."
-    return torch.jit.load(str(fid_inception_path()), map_location=device).eval()
+    with warnings.catch_warnings():   # recent torch deprecates torch.jit.load; the FID network ships only as TorchScript
+        warnings.filterwarnings('ignore', message=r'`torch\.jit\.load` is deprecated', category=FutureWarning)
+        return torch.jit.load(str(fid_inception_path()), map_location=device).eval()
 
 @torch.no_grad()
 def inception_features(images: Tensor,           # (N, C, H, W) in [0, 1], C = 1 or 3, any size

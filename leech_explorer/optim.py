@@ -9,7 +9,8 @@ import torch
 from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'orthonormalize', 'dion_step', 'Dion', 'ChainedOptimizer', 'hidden_matrices', 'make_optimizer']
+__all__ = ['NS_COEFFICIENTS', 'OPTIMIZERS', 'orthonormalize', 'dion_step', 'newton_schulz', 'Dion', 'ChainedOptimizer',
+           'hidden_matrices', 'make_optimizer']
 
 # %% ../nbs/07a_optim.ipynb #1557334a
 def orthonormalize(A: Tensor) -> Tensor:
@@ -29,11 +30,30 @@ def dion_step(B: Tensor,          # (m, n) momentum + gradient, m >= n
     Q = R / R.norm(dim=0, keepdim=True).clamp_min(eps)     # unit columns: the update's scale is fixed by P Q^T
     return P, Q, M
 
+# %% ../nbs/07a_optim.ipynb #089f890b
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)   # Muon's quintic (Jordan et al. 2024): slope 3.4 at 0, lands singular values near 1
+
+def newton_schulz(G: Tensor,          # (m, n) matrix
+                  steps: int = 5,     # iterations of the quintic (Muon uses 5)
+                  eps: float = 1e-7,  # keeps a zero matrix finite
+                  ) -> Tensor:        # (m, n), approximately U V^T where G = U S V^T
+    "Muon's orthonormalization: scale G to Frobenius norm 1, then `steps` odd quintic iterations on its wide orientation."
+    if not isinstance(G, Tensor) or G.ndim != 2: raise ValueError(f"newton_schulz needs a matrix, got {getattr(G, 'shape', G)}")
+    a, b, c = NS_COEFFICIENTS
+    X = G if G.dtype in (torch.float32, torch.float64) else G.float()
+    tall = X.shape[0] > X.shape[1]
+    if tall: X = X.T                                       # (m', n') with m' <= n': the Gram matrix is m' x m'
+    X = X / X.norm().clamp_min(eps)                        # every singular value <= 1
+    for _ in range(steps):
+        A = X @ X.T
+        X = a * X + (b * A + c * A @ A) @ X                # sigma -> a sigma + b sigma^3 + c sigma^5
+    return X.T if tall else X
+
 # %% ../nbs/07a_optim.ipynb #340a5509
 class Dion(torch.optim.Optimizer):
     "Dion (Ahn et al. 2025, arXiv 2504.05295) for 2-D weights; give vectors, embeddings and heads to AdamW."
     def __init__(self, params,
-                 lr: float = 0.01,             # step size (the update has RMS lr / sqrt(fan_in) at full rank)
+                 lr: float = 0.01,             # step size: the update's RMS is lr sqrt(r) / fan_in (r = rank)
                  mu: float = 0.95,             # momentum decay inside the error feedback
                  weight_decay: float = 0.01,   # decoupled: W <- W (1 - lr wd)
                  rank_fraction: float = 1.0,   # r = ceil(rank_fraction * min(m, n)); 1.0 behaves like Muon

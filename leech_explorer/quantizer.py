@@ -10,9 +10,11 @@ from torch import nn, Tensor
 from einops import rearrange
 from .leech import leech_shell, index_to_vector, vector_to_index, SHELL_SIZE, SHELL_NORM, SHAPE_OFFSETS
 from .codebook import QuantizerOutput, check_latents, check_indices, nearest_code, CodeUsage, unit_codebook
+from .codebook import straight_through, ESTIMATORS
+from functools import lru_cache
 from .codebook import _bruteforce, octad_tetrads, SearchTables, search_tables, hp_classes
 from .codebook import search_tables as _np_tables, hp_classes as _hp_classes   # older names
-from .fast_search import numba, _search_numba, _search_torch, _LANES
+from .fast_search import numba, _search_numba, _search_torch, _LANES, scale_rows
 from .interface import DropIn, LossBreakdown
 
 # %% auto #0
@@ -88,7 +90,7 @@ def _auto_method(device) -> str:
 
 def _search_triton(x: Tensor) -> Tensor:
     from leech_explorer.triton_search import nearest_shell_index_triton
-    return nearest_shell_index_triton(x.float().contiguous(), block=64)   # block 64: the faster of 64/128 on an H200 (03c)
+    return nearest_shell_index_triton(x.contiguous(), block=64)   # block 64: the faster of 64/128 on an H200 (03c)
 
 def nearest_shell_index(z: Tensor,                # (..., 24) any float dtype, CPU or CUDA
                         method: str = 'auto',     # 'auto' (numba on CPU, Triton or torch on CUDA), 'numba', 'torch', 'triton', 'bruteforce' or 'reference'
@@ -108,10 +110,8 @@ def nearest_shell_index(z: Tensor,                # (..., 24) any float dtype, C
     keep64 = x.dtype == torch.float64 and method not in ('torch', 'triton')
     out = torch.empty(len(x), dtype=torch.long, device=z.device)
     for i in range(0, len(x), chunk_size):                             # copies are per chunk: memory stays bounded
-        xi = x[i:i + chunk_size]
-        xi = xi if keep64 else xi.float()
-        xi = xi / xi.abs().amax(-1, keepdim=True)                       # scale-free: safe for huge and tiny norms
-        out[i:i + chunk_size] = fn(xi).to(z.device)
+        xi = scale_rows(x[i:i + chunk_size])                            # scale first, then cast: 1e-300 and 1e300 keep their direction
+        out[i:i + chunk_size] = fn(xi if keep64 else xi.float()).to(z.device)
     return out.reshape(shape)
 
 def default_chunk_size(method: str, device) -> int:
@@ -127,6 +127,7 @@ def score_gap(z: Tensor,               # (..., 24) inputs
               ) -> Tensor:             # (N,) float64 gaps, 0 where the choice is optimal
     "Best inner product minus the chosen code's, for unit z: float32 brute force, re-checked in float64 where they differ."
     z = z.detach().reshape(-1, 24).cpu().double(); idx = idx.reshape(-1).cpu()
+    z = z / z.abs().amax(-1, keepdim=True)                             # scale first: |1e300 z| overflows float64
     z = z / z.norm(dim=-1, keepdim=True)
     c32, c64 = unit_codebook('cpu', torch.float32), unit_codebook('cpu', torch.float64)
     out = torch.zeros(len(z), dtype=torch.float64)
@@ -161,6 +162,18 @@ else:
     leech_search.register_autograd(_no_gradient)
     _ops.leech_search = leech_search
 
+# %% ../nbs/03_quantizer.ipynb #3e9b5d21
+def _subset_tables(subset) -> tuple[Tensor, Tensor, Tensor]:
+    "A sub-codebook's shell indices (K,) long, unit codes (K, 24) float32 and lookup table (shell index -> position, -1 if absent)."
+    subset = torch.as_tensor(subset)
+    if subset.is_floating_point() or subset.ndim != 1 or len(subset) == 0:
+        raise ValueError("subset must be a non-empty 1-D integer tensor of shell indices")
+    subset = subset.detach().cpu().long()
+    codes = index_to_vector(subset).float() / math.sqrt(SHELL_NORM)   # also checks the range
+    if len(torch.unique(subset)) != len(subset): raise ValueError("subset has repeated indices")
+    lookup = torch.full((SHELL_SIZE,), -1, dtype=torch.long); lookup[subset] = torch.arange(len(subset))
+    return subset, codes, lookup
+
 # %% ../nbs/03_quantizer.ipynb #e4a75d2f
 class LeechQuantizer(DropIn):
     "Spherical Leech quantization (Λ24-SQ): unit 24-d vectors -> nearest of 196,560 (or a subset of) Leech shell codes."
@@ -172,18 +185,15 @@ class LeechQuantizer(DropIn):
                  *,
                  dim: int | None = None,        # width of the input; a learned projection dim <-> 24 when it differs
                  accept_image_fmap: bool = False,  # VectorQuantize's spelling of channel_first=True
+                 estimator: str = 'ste',        # gradient to the input: 'ste' (straight-through) or 'rotation' (rotation trick)
                 ):
         super().__init__()
         if method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        self.method = method
+        if estimator not in ESTIMATORS: raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        self.method, self.estimator = method, estimator
         if subset is not None:
-            subset = torch.as_tensor(subset)
-            if subset.is_floating_point() or subset.ndim != 1 or len(subset) == 0:
-                raise ValueError("subset must be a non-empty 1-D integer tensor of shell indices")
-            codes = index_to_vector(subset).float() / math.sqrt(SHELL_NORM)   # also checks the range
-            if len(torch.unique(subset)) != len(subset): raise ValueError("subset has repeated indices")
-            lookup = torch.full((SHELL_SIZE,), -1, dtype=torch.long); lookup[subset] = torch.arange(len(subset))
-            self.register_buffer('subset', subset.long(), persistent=True)
+            subset, codes, lookup = _subset_tables(subset)
+            self.register_buffer('subset', subset, persistent=True)     # saved: a loaded model keeps the codes it was trained with
             self.register_buffer('lookup', lookup, persistent=False)
         else:
             self.subset, codes = None, unit_codebook()                  # built now, not during a compiled call
@@ -192,7 +202,8 @@ class LeechQuantizer(DropIn):
         self.usage = CodeUsage(self.codebook_size) if track_usage else None
 
     def extra_repr(self) -> str:
-        return f"codebook_size={self.codebook_size}, dim={self.dim}, channel_first={self.channel_first}, method={self.method!r}"
+        return (f"codebook_size={self.codebook_size}, dim={self.dim}, channel_first={self.channel_first}, method={self.method!r}"
+                + (f", estimator={self.estimator!r}" if self.estimator != 'ste' else ''))
 
     @property
     def codebook(self) -> Tensor:
@@ -201,10 +212,12 @@ class LeechQuantizer(DropIn):
 
     def quantize_tokens(self, h: Tensor):
         "Tokens h (..., 24) -> straight-through codes, indices, aux_loss = 0 and its LossBreakdown."
-        u = nn.functional.normalize(h.float(), dim=-1)                  # project to the sphere
+        x = h if h.dtype == torch.float64 else h.float()
+        e = torch.frexp(x.detach().abs().amax(-1, keepdim=True)).exponent.clamp(min=1 - math.frexp(torch.finfo(x.dtype).max)[1])
+        u = nn.functional.normalize(torch.ldexp(x, -e), dim=-1).float()  # to the sphere, after an exact power-of-2 scaling: |1e38 h| overflows
         if self.subset is None: indices = leech_search(u.detach(), self.method)   # exact; checks its input
         else: indices = nearest_code(check_latents(u.detach(), 24), self.codes)
-        quantized = u + (self.codes[indices] - u).detach()              # straight-through estimator
+        quantized = straight_through(u, self.codes[indices], self.estimator)   # value: the code; gradient: the estimator's
         zero = u.new_zeros(())
         return quantized, indices, zero, LossBreakdown(zero, zero, zero)
 
@@ -225,7 +238,7 @@ class LeechQuantizer(DropIn):
 
 # %% ../nbs/03_quantizer.ipynb #9d728b9b
 def shell_subset(size: int,               # number of codes, even for 'random'
-                 method: str = 'random',  # 'random' (antipodal pairs), 'first' (first rows), 'shape-a', 'shape-b', 'shape-c'
+                 method: str = 'random',  # 'random' or 'spread' (antipodal pairs), 'first' (first rows), 'shape-a', 'shape-b', 'shape-c'
                  seed: int = 0,           # seed for 'random'
                  ) -> Tensor:             # (size,) sorted shell indices
     "Indices of a sub-codebook of the Leech shell."
@@ -236,10 +249,39 @@ def shell_subset(size: int,               # number of codes, even for 'random'
         return torch.arange(SHAPE_OFFSETS[k], SHAPE_OFFSETS[k] + n)
     if not 0 < size <= SHELL_SIZE: raise ValueError(f"size must be in [1, {SHELL_SIZE}], got {size}")
     if method == 'first': return torch.arange(size)
-    if method != 'random': raise ValueError(f"unknown subset method {method!r}")
-    if size % 2: raise ValueError("a random antipodal subset needs an even size")
+    if method not in ('random', 'spread'): raise ValueError(f"unknown subset method {method!r}")
+    if size % 2: raise ValueError(f"a {method} antipodal subset needs an even size")
+    if method == 'spread': return _spread_subset(size).clone()
     idx = torch.arange(SHELL_SIZE)
     anti = vector_to_index(-leech_shell())
     reps = idx[idx < anti]                                          # one index per antipodal pair
     pick = reps[torch.randperm(len(reps), generator=torch.Generator().manual_seed(seed))[:size // 2]]
     return torch.cat([pick, anti[pick]]).sort().values
+
+@lru_cache(None)
+def _spread_subset(size: int) -> Tensor:
+    "Greedy: antipodal pairs, each the lowest-index code with the fewest chosen neighbours at cosine 1/2 (deterministic)."
+    codes = unit_codebook('cpu'); anti = vector_to_index(-leech_shell())
+    neighbours = torch.zeros(SHELL_SIZE, dtype=torch.int32)
+    taken = torch.zeros(SHELL_SIZE, dtype=torch.bool)
+    pick, i = [], 0
+    for _ in range(size // 2):
+        pick.append(i); taken[i] = taken[anti[i]] = True
+        neighbours += ((codes @ codes[i]).abs_() > 0.4).int()               # |cos| = 1/2: a closest pair (or its mirror)
+        neighbours[taken] = torch.iinfo(torch.int32).max
+        i = int(neighbours.argmin())                                         # first of the least crowded codes
+    pick = torch.tensor(pick)
+    return torch.cat([pick, anti[pick]]).sort().values
+
+# %% ../nbs/03_quantizer.ipynb #c5d7e9a2
+def _load_subset_state(self, state_dict, prefix, *args, **kwargs):
+    "Loading a state dict with another subset switches to it: codes, lookup table, size and usage counts follow."
+    new = state_dict.get(prefix + 'subset')
+    if self.subset is not None and isinstance(new, Tensor) and not torch.equal(new.cpu(), self.subset.cpu()):
+        dev = self.codes.device
+        self.subset, self.codes, self.lookup = (t.to(dev) for t in _subset_tables(new))   # checks the indices
+        self._codebook_size = len(self.subset)
+        if self.usage is not None: self.usage = CodeUsage(self._codebook_size).to(dev)
+    super(LeechQuantizer, self)._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+LeechQuantizer._load_from_state_dict = _load_subset_state

@@ -15,8 +15,8 @@ from .golay import MOG_CELLS, column_classes, hexacode, octads
 from .leech import SHAPE_OFFSETS, SHAPE_SIZES, SHELL_SIZE, index_to_vector
 
 # %% auto #0
-__all__ = ['check_theta', 'shape_log_partitions', 'shell_log_partition', 'linear_theta', 'shell_log_prob', 'shell_mode',
-           'sample_shell', 'head_cost_benchmark', 'format_head_cost']
+__all__ = ['check_theta', 'shape_a_log_partition', 'shape_log_partitions', 'shell_log_partition', 'linear_theta',
+           'shell_log_prob', 'shell_mode', 'sample_shell', 'head_cost_benchmark', 'format_head_cost']
 
 # %% ../nbs/07b_shell_softmax.ipynb #4b923d87
 def check_theta(theta: Tensor, name: str = 'theta') -> Tensor:
@@ -62,6 +62,12 @@ def _shape_a(theta: Tensor, T: dict, max_product: bool) -> Tensor:
     "(..., 276) log weight of each pair {i, j} carrying ±4 (both signs summed), relative to the all-zero vector."
     la = _add2(theta[..., 8], theta[..., 0], max_product) - theta[..., 4]                   # (..., 24) log a_i
     return la[..., T['pairs'][:, 0]] + la[..., T['pairs'][:, 1]]
+
+# %% ../nbs/07b_shell_softmax.ipynb #54ad2830
+def shape_a_log_partition(theta: Tensor) -> Tensor:
+    "log Z_A: log of the total weight of the 1,104 shell vectors (±4², 0²²) under theta (..., 24, 9), from 276 pair terms."
+    theta = check_theta(theta)
+    return theta[..., 4].sum(-1) + torch.logsumexp(_shape_a(theta, _tables(str(theta.device)), False), -1)
 
 # %% ../nbs/07b_shell_softmax.ipynb #fb063200
 class _EvenParity(torch.autograd.Function):

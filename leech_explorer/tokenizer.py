@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_tokenizer.ipynb #53093536
 from __future__ import annotations
-import json, math, time, warnings
+import hashlib, json, math, time, warnings
 from collections import namedtuple
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
@@ -12,21 +12,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from einops import rearrange
+from safetensors import safe_open
 from safetensors.torch import save_file, load_file
+from .codebook import ESTIMATORS
 from .quantizer import LeechQuantizer, shell_subset
-from .baselines import BSQuantizer, VectorQuantizer
-from .data import load_images
-from .train import TrainConfig, train, load_state
+from .baselines import BSQuantizer, VectorQuantizer, MAX_BSQ_BITS
+from .data import load_images, system_data_allowed
+from .train import TrainConfig, train, load_state, atomic_write, replace_durably
 from .metrics import psnr, ssim, code_usage, inception_features, fid_from_features, image_grid
 
 # %% auto #0
-__all__ = ['QUANTIZERS', 'PRESETS', 'TokenizerOutput', 'PRETRAINED_DIR', 'PRETRAINED', 'TRAIN_PRESETS', 'EXPERIMENT_VARIANTS',
-           'EXPERIMENT_RECIPE', 'TokenizerConfig', 'tokenizer_config', 'make_quantizer', 'ViT', 'Tokenizer',
-           'lpips_weights_cached', 'load_lpips', 'gradient_l1', 'lpips_distance', 'PatchDiscriminator', 'TokenizerLoss',
-           'quick_psnr', 'train_tokenizer', 'evaluate_tokenizer']
+__all__ = ['QUANTIZERS', 'SUBSETS', 'PRESETS', 'MAX_VQ_CODES', 'LIMITS', 'MAX_PARAMS', 'IMAGE_TOL', 'TokenizerOutput',
+           'PRETRAINED_DIR', 'PRETRAINED', 'WEIGHTS_HASH', 'LATER_FIELDS', 'TRAIN_PRESETS', 'EXPERIMENT_VARIANTS',
+           'EXPERIMENT_RECIPE', 'TokenizerConfig', 'tokenizer_config', 'check_config', 'make_quantizer', 'ViT',
+           'Tokenizer', 'lpips_weights_cached', 'load_lpips', 'gradient_l1', 'lpips_distance', 'PatchDiscriminator',
+           'TokenizerLoss', 'quick_psnr', 'train_tokenizer', 'evaluate_tokenizer', 'bsq_margin', 'top2_scores',
+           'quantizer_diagnostics']
 
 # %% ../nbs/06_tokenizer.ipynb #925b8a73
-QUANTIZERS = ('leech', 'bsq', 'vq')
+QUANTIZERS = ('leech', 'bsq', 'vq', 'random')
+SUBSETS = ('random', 'spread')
 
 @dataclass
 class TokenizerConfig:
@@ -37,8 +42,10 @@ class TokenizerConfig:
     depth: int = 2                # transformer blocks in the encoder, and again in the decoder
     heads: int = 4                # attention heads (width / heads = 16 per head)
     mlp_ratio: float = 4.0        # hidden width of each block's MLP, as a multiple of `width` (the ViT standard)
-    quantizer: str = 'leech'      # 'leech' (Λ24-SQ), 'bsq' (binary spherical), 'vq' (learned, EMA)
-    codebook_size: int = 196560   # leech: 196,560 = the whole shell, fewer = a random antipodal subset; vq: number of codes
+    quantizer: str = 'leech'      # 'leech' (Λ24-SQ), 'bsq' (binary spherical), 'vq' (learned, EMA), 'random' (frozen random unit codes)
+    codebook_size: int = 196560   # leech: 196,560 = the whole shell, fewer = a subset; vq, random: number of codes
+    subset: str = 'random'        # leech with fewer codes: 'random' antipodal pairs or a greedy 'spread' (shell_subset)
+    estimator: str = 'ste'        # gradient through the quantizer: 'ste' (straight-through) or 'rotation' (rotation trick)
     bits: int = 18                # bsq: bits per token (the paper's BSQ-18 baseline has 2^18 codes)
     entropy_weight: float = 0.0   # bsq: weight of the entropy regularizer (0 = off; Λ24-SQ needs none)
     l1_weight: float = 1.0        # pixel L1 (paper: 1.0)
@@ -54,15 +61,8 @@ class TokenizerConfig:
     def grid(self) -> int: return self.image_size // self.patch        # tokens per side
 
     def validate(self) -> 'TokenizerConfig':
-        "Raise ValueError for settings that cannot work; returns self."
-        if self.quantizer not in QUANTIZERS: raise ValueError(f"quantizer must be one of {QUANTIZERS}, got {self.quantizer!r}")
-        if self.image_size % self.patch: raise ValueError(f"image_size {self.image_size} is not a multiple of patch {self.patch}")
-        if self.width % self.heads: raise ValueError(f"width {self.width} is not a multiple of heads {self.heads}")
-        if self.channels not in (1, 3): raise ValueError(f"channels must be 1 or 3, got {self.channels}")
-        if self.perceptual not in ('auto', 'lpips', 'fallback', 'none'): raise ValueError(f"unknown perceptual {self.perceptual!r}")
-        if self.quantizer == 'leech' and not 2 <= self.codebook_size <= 196560:
-            raise ValueError(f"a Leech codebook has 2 to 196,560 codes, got {self.codebook_size}")
-        return self
+        "Raise ValueError naming the first field with a wrong type or an impossible value (see `check_config`); returns self."
+        check_config(self); return self
 
 PRESETS = {
     'tiny': TokenizerConfig(),
@@ -77,14 +77,49 @@ def tokenizer_config(preset: str = 'tiny', **changes) -> TokenizerConfig:
     if bad := set(changes) - names: raise ValueError(f"unknown TokenizerConfig fields {sorted(bad)}")
     return replace(PRESETS[preset], **changes).validate()
 
+# %% ../nbs/06_tokenizer.ipynb #5b7d9f1a
+MAX_VQ_CODES = 2 ** 20         # vq / random: 2^20 x 24 float32 codes = 100 MB, more than any experiment here needs
+LIMITS = dict(image_size=(1, 4096), channels=(1, 3), patch=(1, 4096), width=(1, 8192), depth=(1, 128), heads=(1, 1024),
+              codebook_size=(2, MAX_VQ_CODES), bits=(1, MAX_BSQ_BITS), gan_start=(0, 10 ** 9), disc_width=(4, 4096),
+              mlp_ratio=(0, 64))   # generous bounds: outside them is a typo or a damaged config.json, not a model
+MAX_PARAMS = 2 ** 31           # the two transformers' weights: 8 GB of float32 is beyond any machine the course targets
+
+def check_config(c: TokenizerConfig) -> None:
+    "ValueError naming the first field of `c` with a wrong type or an impossible value; runs before anything is allocated."
+    for f in fields(c):
+        v, kind = getattr(c, f.name), type(f.default)                     # every field's default shows its type
+        ok = isinstance(v, (int, float) if kind is float else kind) and not isinstance(v, bool)
+        if not ok: raise ValueError(f"{f.name} must be {dict(int='an integer', float='a number', str='a string')[kind.__name__]}, got {v!r}")
+        if kind is float and not (math.isfinite(v) and v >= 0): raise ValueError(f"{f.name} must be a finite number >= 0, got {v!r}")
+        lo, hi = LIMITS.get(f.name, (None, None))
+        if lo is not None and not lo <= v <= hi: raise ValueError(f"{f.name} must lie in [{lo}, {hi}], got {v!r}")
+    for name, allowed in (('quantizer', QUANTIZERS), ('subset', SUBSETS), ('estimator', ESTIMATORS),
+                          ('perceptual', ('auto', 'lpips', 'fallback', 'none'))):
+        if getattr(c, name) not in allowed: raise ValueError(f"{name} must be one of {allowed}, got {getattr(c, name)!r}")
+    if c.channels not in (1, 3): raise ValueError(f"channels must be 1 or 3, got {c.channels}")
+    if c.image_size % c.patch: raise ValueError(f"image_size {c.image_size} is not a multiple of patch {c.patch}")
+    if c.width % c.heads: raise ValueError(f"width {c.width} is not a multiple of heads {c.heads}")
+    if int(c.width * c.mlp_ratio) < 1: raise ValueError(f"mlp_ratio {c.mlp_ratio} leaves no hidden units at width {c.width}")
+    if c.disc_width % 4: raise ValueError(f"disc_width must be a multiple of 4 (GroupNorm(8, 2 x disc_width)), got {c.disc_width}")
+    if c.quantizer == 'leech' and c.codebook_size > 196560: raise ValueError(f"a Leech codebook has 2 to 196,560 codes, got {c.codebook_size}")
+    if c.quantizer == 'leech' and c.codebook_size < 196560 and c.codebook_size % 2:
+        raise ValueError(f"a Leech sub-codebook holds antipodal pairs: codebook_size must be even, got {c.codebook_size}")
+    if (n := 2 * c.depth * (4 + 2 * c.mlp_ratio) * c.width ** 2) > MAX_PARAMS:
+        raise ValueError(f"width {c.width} and depth {c.depth} make ~{n / 1e9:.0f} billion parameters (limit {MAX_PARAMS / 1e9:.1f} billion)")
+
 # %% ../nbs/06_tokenizer.ipynb #fb20b043
-def make_quantizer(cfg: TokenizerConfig) -> nn.Module:
+def make_quantizer(cfg: TokenizerConfig,
+                   subset: Tensor | None = None,   # leech sub-codebook: these shell indices (a saved tokenizer's), not a new draw
+                  ) -> nn.Module:
     "The quantizer that `cfg` names; tokens are channel-last (B, N, 24), so index grids decode to (B, h, w, 24) codes."
+    est = dict(channel_first=False, estimator=cfg.estimator)
     if cfg.quantizer == 'leech':
-        return LeechQuantizer(None if cfg.codebook_size == 196560 else shell_subset(cfg.codebook_size, 'random', seed=0),
-                              channel_first=False)
-    if cfg.quantizer == 'bsq': return BSQuantizer(cfg.bits, entropy_weight=cfg.entropy_weight, channel_first=False)
-    return VectorQuantizer(cfg.codebook_size, 24, channel_first=False)
+        if cfg.codebook_size == 196560: return LeechQuantizer(None, **est)
+        return LeechQuantizer(shell_subset(cfg.codebook_size, cfg.subset, seed=0) if subset is None else subset, **est)
+    if cfg.quantizer == 'bsq': return BSQuantizer(cfg.bits, entropy_weight=cfg.entropy_weight, **est)
+    if cfg.quantizer == 'random':                    # frozen random unit codes: the control without any structure
+        return VectorQuantizer(cfg.codebook_size, 24, learn=False, commitment_weight=0.0, seed=1, **est)
+    return VectorQuantizer(cfg.codebook_size, 24, **est)
 
 # %% ../nbs/06_tokenizer.ipynb #ef20f488
 class ViT(nn.Module):
@@ -92,9 +127,20 @@ class ViT(nn.Module):
     def __init__(self, n_tokens: int, width: int, depth: int, heads: int, mlp_ratio: float):
         super().__init__()
         self.pos = nn.Parameter(torch.randn(1, n_tokens, width) * 0.02)
-        self.blocks = nn.ModuleList(nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout=0.0,
-                                    activation='gelu', batch_first=True, norm_first=True) for _ in range(depth))
+        self.blocks = nn.ModuleList(self.block(width, heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
+
+    @staticmethod
+    def block(width: int, heads: int, mlp_ratio: float) -> nn.Module:
+        return nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout=0.0, activation='gelu',
+                                          batch_first=True, norm_first=True)
+
+    @staticmethod
+    def state_shapes(n_tokens: int, width: int, depth: int, heads: int, mlp_ratio: float) -> dict:
+        "Name -> shape of each tensor in such a ViT's state dict, allocating nothing (one block on the meta device stands for all)."
+        with torch.device('meta'): block = ViT.block(width, heads, mlp_ratio).state_dict()
+        shapes = {f'blocks.{i}.{k}': tuple(v.shape) for i in range(depth) for k, v in block.items()}
+        return {'pos': (1, n_tokens, width)} | shapes | {'norm.weight': (width,), 'norm.bias': (width,)}
 
     def forward(self, x: Tensor) -> Tensor:            # (B, N, width) -> (B, N, width)
         x = x + self.pos
@@ -102,19 +148,22 @@ class ViT(nn.Module):
         return self.norm(x)
 
 # %% ../nbs/06_tokenizer.ipynb #7d330c30
+IMAGE_TOL = 0.05           # check_images: resampling may overshoot [0, 1] a little; 0-255 or [-1, 1] images are far outside
+
 TokenizerOutput = namedtuple('TokenizerOutput', ['recon', 'indices', 'aux_loss'])
 TokenizerOutput.__doc__ = "recon (B, C, H, W) images, indices (B, h, w) tokens, aux_loss scalar (the quantizer's)."
 
 class Tokenizer(nn.Module):
     "ViT encoder -> linear to d -> quantizer on the sphere -> linear -> ViT decoder (Λ24-SQ, BSQ or VQ)."
-    def __init__(self, config: TokenizerConfig = TokenizerConfig()):
+    def __init__(self, config: TokenizerConfig = TokenizerConfig(),
+                 quantizer: nn.Module | None = None):   # a prebuilt quantizer for `config` (default: make_quantizer(config))
         super().__init__()
         self.config = c = config.validate()
         n, pix = c.grid ** 2, c.patch * c.patch * c.channels
         self.embed = nn.Linear(pix, c.width)                     # patch pixels -> token
         self.encoder = ViT(n, c.width, c.depth, c.heads, c.mlp_ratio)
         self.to_latent = nn.Linear(c.width, c.latent_dim)         # the paper's 768 -> 24
-        self.quantizer = make_quantizer(c)
+        self.quantizer = make_quantizer(c) if quantizer is None else quantizer
         self.from_latent = nn.Linear(c.latent_dim, c.width)       # 24 -> 768
         self.decoder = ViT(n, c.width, c.depth, c.heads, c.mlp_ratio)
         self.to_pixels = nn.Linear(c.width, pix)
@@ -123,7 +172,7 @@ class Tokenizer(nn.Module):
     def codebook_size(self) -> int: return self.quantizer.codebook_size
 
     def check_images(self, images: Tensor) -> Tensor:
-        "ValueError unless images is a float tensor (B, C, H, W) of this tokenizer's channels and size."
+        "ValueError unless images is a float tensor (B, C, H, W) of this tokenizer's channels and size, with values in [0, 1]."
         c = self.config; want = (c.channels, c.image_size, c.image_size)
         if not isinstance(images, Tensor) or not images.is_floating_point():
             raise ValueError(f"images must be a float tensor (B, {c.channels}, {c.image_size}, {c.image_size}) in [0, 1]")
@@ -131,6 +180,10 @@ class Tokenizer(nn.Module):
             raise ValueError(f"this tokenizer takes images (B, {c.channels}, {c.image_size}, {c.image_size}), got {tuple(images.shape)}"
                              + (" (use load_images(..., size=...) to resize)" if images.ndim == 4 else ""))
         if len(images) == 0: raise ValueError("empty batch of images")
+        lo, hi = (float(v) for v in torch.aminmax(images.detach()))            # one pass, two numbers
+        if not (-IMAGE_TOL <= lo and hi <= 1 + IMAGE_TOL):                     # also false for NaN
+            hint = (' (0-255 pixels? divide by 255)' if hi > 2 else ' ([-1, 1] images? use (x + 1) / 2)' if lo < -IMAGE_TOL else '')
+            raise ValueError(f"images must lie in [0, 1], got values from {lo:.4g} to {hi:.4g}{hint}")
         return images
 
     def latents(self, images: Tensor) -> Tensor:
@@ -169,15 +222,27 @@ class Tokenizer(nn.Module):
 # %% ../nbs/06_tokenizer.ipynb #33657b7d
 PRETRAINED_DIR = Path(__file__).parent / 'pretrained' if '__file__' in globals() else Path('../leech_explorer/pretrained')
 PRETRAINED = {'mnist-tiny': 'mnist-tiny-tokenizer'}         # names of the tokenizers that ship inside the package
+WEIGHTS_HASH = 'model.safetensors.sha256'                   # beside the weights, in `sha256sum` format (`sha256sum -c` reads it)
+LATER_FIELDS = ('subset', 'estimator')    # config fields added after the first tokenizers were saved: missing = the old default
+
+def _sha256(path) -> str:
+    "Hex SHA-256 of a file, read in 1 MB blocks."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
 
 def _save_pretrained(self, path, dtype: torch.dtype = torch.float32, metrics: dict | None = None) -> Path:
-    "Write config.json, model.safetensors (weights in `dtype`) and, if given, metrics.json into folder `path`."
+    "Write model.safetensors (weights in `dtype`), its SHA-256, config.json and, if given, metrics.json into folder `path`, each atomically."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous().cpu() for k, v in self.state_dict().items()}
     tmp = path / 'model.safetensors.tmp'
-    save_file(state, str(tmp), metadata={'format': 'leech_explorer.tokenizer/1'}); tmp.replace(path / 'model.safetensors')
-    (path / 'config.json').write_text(json.dumps(asdict(self.config), indent=1))
-    if metrics is not None: (path / 'metrics.json').write_text(json.dumps(metrics, indent=1))
+    save_file(state, str(tmp), metadata={'format': 'leech_explorer.tokenizer/1'})
+    digest = _sha256(tmp)
+    replace_durably(tmp, path / 'model.safetensors')            # temporary file, fsync, rename: never half a file
+    atomic_write(path / WEIGHTS_HASH, f"{digest}  model.safetensors\n")
+    atomic_write(path / 'config.json', json.dumps(asdict(self.config), indent=1))
+    if metrics is not None: atomic_write(path / 'metrics.json', json.dumps(metrics, indent=1))
     return path
 
 def _resolve(name_or_dir) -> Path:
@@ -187,26 +252,93 @@ def _resolve(name_or_dir) -> Path:
         raise ValueError(f"{name_or_dir!r} is neither a shipped tokenizer {tuple(PRETRAINED)} nor a folder with config.json")
     return path
 
+_warned = set()
+def _say_once(msg: str):
+    if msg not in _warned: _warned.add(msg); warnings.warn(msg, stacklevel=3)
+
+# %% ../nbs/06_tokenizer.ipynb #6c8e0a2b
+def _read_config(path: Path) -> TokenizerConfig:
+    "The validated TokenizerConfig in path/config.json; ValueError naming what is wrong (nothing is built yet)."
+    file = path / 'config.json'
+    try: cfg = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{file} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict): raise ValueError(f"{file} must hold a JSON object of TokenizerConfig fields, got {json.dumps(cfg)[:40]}")
+    names = [f.name for f in fields(TokenizerConfig)]
+    if bad := sorted(set(cfg) - set(names)): raise ValueError(f"{file} has unknown config fields {bad}")
+    if missing := [k for k in names if k not in cfg and k not in LATER_FIELDS]: raise ValueError(f"{file} lacks the fields {missing}")
+    try: return TokenizerConfig(**cfg).validate()
+    except ValueError as e: raise ValueError(f"{file}: {e}") from None
+
+_DTYPES = {'F64': torch.float64, 'F32': torch.float32, 'F16': torch.float16, 'BF16': torch.bfloat16, 'I64': torch.int64,
+           'I32': torch.int32, 'I16': torch.int16, 'I8': torch.int8, 'U8': torch.uint8, 'BOOL': torch.bool}   # safetensors' names
+
+def _state_shapes(c: TokenizerConfig, q: nn.Module) -> dict:
+    "Name -> (shape, dtype) of each tensor in Tokenizer(c, q)'s state dict, without building it."
+    pix, w, f32 = c.patch * c.patch * c.channels, c.width, torch.float32
+    lin = lambda name, i, o: {f'{name}.weight': (o, i), f'{name}.bias': (o,)}
+    shapes = lin('embed', pix, w) | lin('to_latent', w, c.latent_dim) | lin('from_latent', c.latent_dim, w) | lin('to_pixels', w, pix)
+    for half in ('encoder', 'decoder'):
+        shapes |= {f'{half}.{k}': s for k, s in ViT.state_shapes(c.grid ** 2, w, c.depth, c.heads, c.mlp_ratio).items()}
+    return {k: (s, f32) for k, s in shapes.items()} | {f'quantizer.{k}': (tuple(v.shape), v.dtype) for k, v in q.state_dict().items()}
+
+def _check_weights(path: Path, config: TokenizerConfig) -> nn.Module:
+    "Compare model.safetensors' header (names, shapes, dtypes) with the tensors `config` implies; returns the quantizer (saved subset)."
+    file = path / 'model.safetensors'
+    try:
+        with safe_open(str(file), 'pt') as st:
+            have = {k: (tuple(st.get_slice(k).get_shape()), st.get_slice(k).get_dtype()) for k in st.keys()}
+            saved = ((config.codebook_size,), 'I64') == have.get('quantizer.subset')
+            subset = st.get_tensor('quantizer.subset') if saved else None       # the codes it was trained with
+    except Exception as e: raise ValueError(f"{file} is missing, truncated or corrupt: {e}") from None
+    try: q = make_quantizer(config, subset)                   # real, but small (validate bounds it)
+    except ValueError as e: raise ValueError(f"{file}: quantizer.subset: {e}") from None
+    want = _state_shapes(config, q)
+    def fits(k):
+        d = _DTYPES.get(have[k][1])
+        return have[k][0] == want[k][0] and d is not None and (d == want[k][1] or d.is_floating_point and want[k][1].is_floating_point)
+    problems = [(f'missing {s[:4]}' if (s := [k for k in want if k not in have]) else ''),
+                (f'unexpected {s[:4]}' if (s := [k for k in have if k not in want]) else ''),
+                (f'wrong shape or dtype {s[:4]}' if (s := [f'{k} {have[k][1]}{list(have[k][0])}, expected {list(want[k][0])}'
+                                                           for k in want if k in have and not fits(k)]) else '')]
+    if any(problems): raise ValueError(f"{file} does not fit this model (config.json describes another architecture or "
+                                       f"quantizer, or was edited): " + '; '.join(p for p in problems if p))
+    return q
+
+def _check_hash(path: Path) -> None:
+    "Compare model.safetensors with the SHA-256 saved beside it; a folder saved before hashes were recorded gets one warning."
+    hfile, wfile = path / WEIGHTS_HASH, path / 'model.safetensors'
+    if not hfile.is_file(): return _say_once(f"{path} has no {WEIGHTS_HASH} (saved before hashes were recorded): weights not verified")
+    want = (hfile.read_text(errors='replace').split() or [''])[0].lower()
+    if len(want) != 64: raise ValueError(f"{hfile} does not hold a SHA-256")
+    if _sha256(wfile) != want: raise ValueError(f"{wfile} does not match the SHA-256 in {hfile}: the weights were damaged or "
+                                                "changed after saving (or the save was interrupted); save or copy the tokenizer again")
+
+# %% ../nbs/06_tokenizer.ipynb #7d9f1b3c
 def _from_pretrained(cls, name_or_dir, device: str = 'cpu', **expect) -> 'Tokenizer':
     "Load a tokenizer from a folder (save_pretrained's) or a shipped name; `expect` fields (e.g. quantizer='leech') are checked."
     path = _resolve(name_or_dir)
-    try: cfg = json.loads((path / 'config.json').read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{path / 'config.json'} is not valid JSON: {e}") from None
-    if bad := set(cfg) - {f.name for f in fields(TokenizerConfig)}: raise ValueError(f"{path} has unknown config fields {sorted(bad)}")
-    config = TokenizerConfig(**cfg)
+    config = _read_config(path)                                 # types and ranges of every field
     for k, v in expect.items():
         if getattr(config, k) != v: raise ValueError(f"{path} holds a tokenizer with {k}={getattr(config, k)!r}, expected {v!r}")
+    q = _check_weights(path, config)                            # names, shapes, dtypes: still nothing big is built
+    _check_hash(path)
     try: state = load_file(str(path / 'model.safetensors'))
     except Exception as e: raise ValueError(f"{path / 'model.safetensors'} is missing, truncated or corrupt: {e}") from None
-    tok = cls(config)
+    tok = cls(config, q)
     load_state(tok, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, f'{path}')
     tok.source = path                                            # where it came from: saved_metrics() reads metrics.json there
+    tok.saved_metrics()                                          # an unreadable (optional) metrics.json: a warning now, never an error
     return tok.to(device).eval()
 
 def _saved_metrics(self) -> dict:
-    "The metrics.json saved with this pretrained tokenizer ({} if none)."
+    "The metrics.json saved with this pretrained tokenizer ({} if none, or, with one warning, if it is unreadable)."
     p = getattr(self, 'source', None)
-    return json.loads((p / 'metrics.json').read_text()) if p is not None and (p / 'metrics.json').is_file() else {}
+    if p is None or not (p / 'metrics.json').is_file(): return {}
+    try: m = json.loads((p / 'metrics.json').read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: m = e
+    if isinstance(m, dict): return m
+    _say_once(f"{p / 'metrics.json'} is not a JSON object ({m}): skipped; it is optional, the tokenizer itself is loaded")
+    return {}
 
 Tokenizer.save_pretrained = _save_pretrained
 Tokenizer.from_pretrained = classmethod(_from_pretrained)
@@ -214,12 +346,8 @@ Tokenizer.saved_metrics = _saved_metrics
 
 # %% ../nbs/06_tokenizer.ipynb #4fa0f439
 def lpips_weights_cached() -> bool:
-    "Whether the AlexNet weights that LPIPS needs are in the torch hub cache (then LPIPS runs offline)."
-    return (Path(torch.hub.get_dir()) / 'checkpoints' / 'alexnet-owt-7be5be79.pth').is_file()
-
-_warned = set()
-def _say_once(msg: str):
-    if msg not in _warned: _warned.add(msg); warnings.warn(msg, stacklevel=3)
+    "Whether the AlexNet weights that LPIPS needs are in the torch hub cache (then LPIPS runs offline); False when system data is hidden."
+    return system_data_allowed() and (Path(torch.hub.get_dir()) / 'checkpoints' / 'alexnet-owt-7be5be79.pth').is_file()
 
 def load_lpips(mode: str = 'auto') -> nn.Module | None:
     "The real LPIPS (AlexNet) module, or None when its backbone weights are unavailable (mode 'auto') or not wanted."
@@ -311,7 +439,8 @@ def train_tokenizer(preset: str = 'tiny',        # architecture + recipe: 'tiny'
                     device: str = 'cpu',         # 'cpu' or 'cuda'
                     seed: int = 0,               # seeds weights and data order
                     root=None,                   # load_images root ('folder' datasets, full MNIST)
-                    train_changes: dict | None = None,  # TrainConfig fields to change (batch_size, lr, ...)
+                    train_changes: dict | None = None,  # TrainConfig fields to change (batch_size, lr, ckpt_every, ...)
+                    allow_changes: tuple = (),   # resume: settings that may differ from the checkpoint's, e.g. ('lr',)
                     progress: bool = True,
                     **changes,                   # TokenizerConfig fields to change (codebook_size, bits, entropy_weight, ...)
                    ) -> Path:
@@ -332,14 +461,9 @@ def train_tokenizer(preset: str = 'tiny',        # architecture + recipe: 'tiny'
     torch.manual_seed(seed)
     tok = Tokenizer(cfg)
     model = TokenizerLoss(tok)
-    if resume and (out / 'last.safetensors').exists():
-        from leech_explorer.train import read_checkpoint
-        saved = json.loads(read_checkpoint(out / 'last.safetensors')[1]['model_config'])
-        if saved != asdict(cfg): raise ValueError(f"{out}/last.safetensors was trained with another configuration: "
-                                                 f"{ {k: v for k, v in saved.items() if asdict(cfg).get(k) != v} }")
     test = load_images(dataset, 'test', root=root, size=H if dataset in ('folder', 'photos') else None)
     cpu0 = time.process_time()
-    r = train(model, data, tcfg, out=out, resume=resume, model_config=cfg, progress=progress,
+    r = train(model, data, tcfg, out=out, resume=resume, model_config=cfg, progress=progress, allow_changes=allow_changes,
               eval_fn=lambda m, step: dict(psnr=quick_psnr(m.tokenizer, test)))
     rows = [row for row in r['history'] if 'loss' in row]
     metrics = dict(dataset=dataset, steps=r['step'], seed=seed, test_psnr=quick_psnr(tok, test), threads=torch.get_num_threads(),
@@ -382,6 +506,44 @@ def evaluate_tokenizer(tokenizer: Tokenizer,       # a trained tokenizer
         res |= dict(rfid=fid_from_features(ref, inception_features(rs)), rfid_images=len(xs))
     res |= {f'code_{k}': v for k, v in code_usage(torch.cat(idx), tokenizer.codebook_size).items()}
     return res
+
+# %% ../nbs/06_tokenizer.ipynb #67571e6b
+def bsq_margin(u: Tensor,   # (N, L) unit vectors
+               ) -> Tensor: # (N,) best minus second-best inner product with the 2^L codes ±1/√L
+    "BSQ's top-1/top-2 margin in closed form: the runner-up flips the sign of the smallest |u_i|."
+    return 2 * u.abs().min(-1).values / math.sqrt(u.shape[-1])
+
+@torch.no_grad()
+def top2_scores(u: Tensor,                  # (N, D) unit vectors
+                codebook: Tensor,           # (K, D) unit codes
+                max_scores: int = 2 ** 22,  # memory bound of the score matrix
+                ) -> Tensor:                # (N, 2): best and second-best inner product
+    "The two largest inner products of each u with the codebook, by chunked brute force."
+    cb = codebook.to(u.device, torch.float32); rows = max(1, max_scores // len(cb))
+    return torch.cat([(u[s:s + rows].float() @ cb.T).topk(2, dim=-1).values for s in range(0, len(u), rows)])
+
+@torch.no_grad()
+def quantizer_diagnostics(tokenizer: Tokenizer,   # any of the course's tokenizers
+                          images: Tensor,         # (B, C, H, W) images in [0, 1]
+                          small: float = 0.005,   # margins below this count as 'on a boundary'
+                          ) -> dict:
+    "cos(u, code), median top-1/top-2 margin, share of margins < `small`, codes used and perplexity, on the encoder's outputs."
+    was = tokenizer.training; tokenizer.eval()
+    q = tokenizer.quantizer
+    z = tokenizer.latents(images.to(next(tokenizer.parameters()).device))
+    u = F.normalize(q.project_in(z).float(), dim=-1).reshape(-1, q.codebook_dim)        # what the quantizer compares
+    idx = q(z).indices.reshape(-1)
+    codes = F.normalize(q.lookup_codes(idx).float(), dim=-1)
+    cos = (u * codes).sum(-1)
+    if isinstance(q, BSQuantizer): margin = bsq_margin(u)
+    else:
+        book = q.codebook if isinstance(q, LeechQuantizer) else F.normalize(q.embed.float(), dim=-1)
+        s = top2_scores(u, book); margin = s[:, 0] - s[:, 1]
+    use = code_usage(idx, q.codebook_size)
+    tokenizer.train(was)
+    return dict(cos_to_code=float(cos.mean()), median_margin=float(margin.median()),
+                small_margin_share=float((margin < small).float().mean()), codes_used=use['unique'],
+                perplexity=use['perplexity'], tokens=len(idx))
 
 # %% ../nbs/06_tokenizer.ipynb #89714110
 EXPERIMENT_VARIANTS = {                     # the quantizers compared in chapter 06's experiment: TokenizerConfig changes

@@ -4,8 +4,8 @@
 
 # %% ../nbs/05b_train.ipynb #76e604c2
 from __future__ import annotations
-import copy, json, math, os, random, time
-from dataclasses import dataclass, asdict, fields, is_dataclass
+import copy, json, math, os, random, time, warnings
+from dataclasses import MISSING, dataclass, asdict, fields, is_dataclass
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,9 +16,10 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file, load_file, safe_open
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'TrainConfig', 'lr_factor', 'StepBatches', 'dist_info', 'setup_distributed', 'seed_everything',
-           'adamw', 'EMA', 'rng_state', 'set_rng_state', 'save_checkpoint', 'read_checkpoint', 'load_state',
-           'load_checkpoint', 'model_loss', 'train']
+__all__ = ['CHECKPOINT_FORMAT', 'AUTO_CKPT_SHARE', 'AUTO_CKPT_SECONDS', 'FREE_FIELDS', 'TrainConfig', 'lr_factor', 'StepBatches',
+           'dist_info', 'setup_distributed', 'seed_everything', 'rank_seed', 'adamw', 'EMA', 'replace_durably',
+           'atomic_write', 'rng_state', 'set_rng_state', 'save_checkpoint', 'checkpoint_metadata', 'read_checkpoint',
+           'load_state', 'load_checkpoint', 'checkpoint_due', 'config_changes', 'resume_changes', 'model_loss', 'train']
 
 # %% ../nbs/05b_train.ipynb #c7db7f3f
 @dataclass
@@ -34,7 +35,7 @@ class TrainConfig:
     ema: float = 0.0             # EMA decay of the weights (e.g. 0.999); 0 turns it off
     log_every: int = 50          # record (and show) the losses every this many steps
     eval_every: int = 0          # call eval_fn every this many steps (0: only at the end)
-    ckpt_every: int = 0          # write a checkpoint every this many steps (0: only at the end)
+    ckpt_every: int | None = None  # checkpoint every this many steps; None: automatic (see checkpoint_due); 0: only at the end
     seed: int = 0                # seeds the model's randomness and the data order
     device: str = 'cpu'          # 'cpu', 'cuda', 'cuda:1', ...; under torchrun each process takes its LOCAL_RANK GPU
     bf16: bool = True            # bf16 autocast on CUDA (ignored on CPU, where bf16 matmuls are slow)
@@ -48,6 +49,8 @@ class TrainConfig:
         if not self.lr > 0: raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.ema < 1: raise ValueError(f"ema must lie in [0, 1), got {self.ema}")
         if self.warmup < 0 or self.grad_clip < 0: raise ValueError("warmup and grad_clip must be >= 0")
+        if self.ckpt_every is not None and (not isinstance(self.ckpt_every, int) or self.ckpt_every < 0):
+            raise ValueError(f"ckpt_every must be None (automatic), 0 (only at the end) or a positive integer, got {self.ckpt_every!r}")
         return self
 
 # %% ../nbs/05b_train.ipynb #9319d026
@@ -107,6 +110,10 @@ def seed_everything(seed: int) -> None:
     "Seed python's random, numpy and torch (CPU and every GPU)."
     random.seed(seed); np.random.seed(seed % 2 ** 32); torch.manual_seed(seed)
 
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    "The seed of DDP process `rank` (after `step` steps): `seed` itself for rank 0 at step 0, a different one for every other process."
+    return seed + 1_000_003 * rank + 7_919 * step * (rank > 0)
+
 def adamw(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     "AdamW with weight decay on parameters of 2 or more dimensions only."
     params = [p for p in model.parameters() if p.requires_grad]
@@ -156,6 +163,28 @@ def _unjson(obj, tensors: dict):
         if '__list__' in obj: return [_unjson(v, tensors) for v in obj['__list__']]
     return obj
 
+# %% ../nbs/05b_train.ipynb #4c1d2e3f
+def _fsync_dir(folder) -> None:
+    "Flush a folder's entries (a rename) to the disk; a no-op where folders cannot be opened (Windows)."
+    try: fd = os.open(folder, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
+def replace_durably(tmp, path) -> Path:
+    "Flush the finished file `tmp` to the disk, rename it over `path` (atomic), flush the folder: after a crash, old or new."
+    with open(tmp, 'rb+') as f: os.fsync(f.fileno())
+    os.replace(tmp, path)                                                # atomic on POSIX and Windows
+    _fsync_dir(Path(path).parent)
+    return Path(path)
+
+def atomic_write(path, data: str | bytes) -> Path:
+    "Write a small file (JSON, text) atomically and durably: temporary file, fsync, rename."
+    path = Path(path); tmp = path.with_name(path.name + '.tmp')
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return replace_durably(tmp, path)
+
 # %% ../nbs/05b_train.ipynb #f781ce9c
 def _config_dict(cfg) -> dict:
     if cfg is None: return {}
@@ -180,7 +209,7 @@ def save_checkpoint(path,                                # file to write (…/la
                     ema: EMA | None = None,
                     extra: dict | None = None,           # anything JSON-able (e.g. the log history)
                    ) -> Path:
-    "Write a complete training checkpoint atomically (temporary file, then rename)."
+    "Write a complete training checkpoint atomically and durably (temporary file, fsync, rename, fsync the folder)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f'model.{k}': v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     if ema is not None: tensors |= {f'ema.{k}': v.cpu().clone() for k, v in ema.shadow.items()}
@@ -191,20 +220,26 @@ def save_checkpoint(path,                                # file to write (…/la
                 ema=json.dumps(None if ema is None else ema.decay), extra=json.dumps(extra or {}))
     tmp = path.with_name(path.name + '.tmp')
     save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)                                               # atomic on POSIX and Windows
-    return path
+    return replace_durably(tmp, path)
 
 # %% ../nbs/05b_train.ipynb #e299a486
-def read_checkpoint(path) -> tuple[dict, dict]:
-    "(tensors, metadata) of a checkpoint file; ValueError if it is missing, truncated, corrupt or not a checkpoint."
+_UNREADABLE = (SafetensorError, OSError, RuntimeError, ValueError)
+
+def checkpoint_metadata(path) -> dict:
+    "The metadata of a checkpoint file (step, configs, ...) from its header alone; ValueError as `read_checkpoint`."
     path = Path(path)
     if not path.is_file(): raise ValueError(f"no checkpoint at {path}")
     try:
         with safe_open(str(path), 'pt') as f: meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
-        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+    except _UNREADABLE as e: raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
     if meta.get('format') != CHECKPOINT_FORMAT: raise ValueError(f"{path} is not a leech_explorer training checkpoint")
+    return meta
+
+def read_checkpoint(path) -> tuple[dict, dict]:
+    "(tensors, metadata) of a checkpoint file; ValueError if it is missing, truncated, corrupt or not a checkpoint."
+    meta = checkpoint_metadata(path)
+    try: tensors = load_file(str(path))
+    except _UNREADABLE as e: raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
     return tensors, meta
 
 def load_state(model: nn.Module, state: dict, what: str = 'checkpoint') -> None:
@@ -231,11 +266,73 @@ def load_checkpoint(path, model: nn.Module, optimizers: list = (), ema: EMA | No
     return dict(step=int(meta['step']), config=json.loads(meta['config']), model_config=json.loads(meta['model_config']),
                 extra=json.loads(meta['extra']))
 
+# %% ../nbs/05b_train.ipynb #b2c4d6e8
+AUTO_CKPT_SHARE = 0.05      # ckpt_every=None: a checkpoint every 5% of the run's steps ...
+AUTO_CKPT_SECONDS = 300     # ... and whenever 5 minutes have passed since the last one (a kill loses at most that much)
+
+def checkpoint_due(step: int,                        # optimizer steps done
+                   cfg: TrainConfig,
+                   since: float,                     # seconds since the last checkpoint (or the start)
+                   every_seconds: float | None = None,  # the automatic rule's wall-clock interval (None: AUTO_CKPT_SECONDS)
+                  ) -> bool:
+    "Whether `train` writes a checkpoint after `step` steps: always at the end; else per cfg.ckpt_every (None: automatic)."
+    if step == cfg.steps: return True
+    if cfg.ckpt_every is None:
+        secs = AUTO_CKPT_SECONDS if every_seconds is None else every_seconds
+        return step % max(1, math.ceil(cfg.steps * AUTO_CKPT_SHARE)) == 0 or since >= secs
+    return cfg.ckpt_every > 0 and step % cfg.ckpt_every == 0
+
+def _rank0_decides(flag: bool, world: int, device) -> bool:
+    "Rank 0's `flag`, on every process (a rule that reads the clock may differ between processes; checkpoints may not)."
+    if world == 1: return flag
+    t = torch.tensor([int(flag)], device=device)
+    torch.distributed.broadcast(t, src=0)
+    return bool(t.item())
+
+# %% ../nbs/05b_train.ipynb #d4e6f8a0
+FREE_FIELDS = ('device', 'num_workers', 'log_every', 'eval_every', 'ckpt_every', 'find_unused')   # how a run runs, not what it computes
+
+def _normalized(cfg) -> dict: return json.loads(json.dumps(_config_dict(cfg)))    # as a checkpoint reads back: tuples -> lists
+
+def config_changes(saved: dict, current, ignore=()) -> dict:
+    "{field: [saved, current]} where `current` (dataclass or dict) differs from the `saved` dict; a field the save predates counts as its default."
+    old = _normalized({f.name: f.default for f in fields(current) if f.default is not MISSING}) if is_dataclass(current) else {}
+    old |= saved
+    return {k: [old.get(k), v] for k, v in _normalized(current).items() if k not in ignore and (k not in old or old[k] != v)}
+
+def resume_changes(path,                        # the checkpoint to resume from
+                   cfg: TrainConfig,            # this run's settings
+                   model_config=None,           # this run's model config (dataclass or dict), compared with the saved one
+                   allow: tuple = (),           # settings that may differ on purpose, e.g. ('lr',); more steps need not be named
+                  ) -> dict:
+    "The settings in which this run differs from the checkpoint's ({name: [saved, now]}); ValueError for any not allowed (more steps are, with a warning)."
+    allow = (allow,) if isinstance(allow, str) else tuple(allow)
+    train_names = {f.name for f in fields(TrainConfig)}
+    known = train_names | set(_normalized(model_config))
+    if bad := sorted(set(allow) - known): raise ValueError(f"allow_changes names unknown settings {bad}; choose from {sorted(known)}")
+    meta = checkpoint_metadata(path)
+    saved, saved_model = json.loads(meta['config']), json.loads(meta['model_config'])
+    diff = config_changes(saved, cfg, FREE_FIELDS) if saved else {}
+    if saved_model and model_config is not None:           # model fields keep their names (prefixed only on a clash)
+        diff |= {(f'model.{k}' if k in train_names else k): v for k, v in config_changes(saved_model, model_config).items()}
+    longer = {'steps'} if 'steps' in diff and diff['steps'][1] > (diff['steps'][0] or 0) else set()   # a longer run: allowed
+    if refused := [k for k in sorted(diff) if k not in allow and k.removeprefix('model.') not in allow and k not in longer]:
+        shown = ', '.join(f"{k} {diff[k][0]!r} -> {diff[k][1]!r}" for k in sorted(diff))
+        raise ValueError(f"{path} was saved by a run with other settings (saved -> now): {shown}. Resume with the saved "
+                         f"settings, or change them on purpose with allow_changes={tuple(refused)}, or start a new run in another folder")
+    if longer - set(allow) and dist_info()[0] == 0:
+        warnings.warn(f"{path}: resuming with steps {diff['steps'][0]} -> {diff['steps'][1]}: the cosine schedule is stretched from "
+                      "the resumed step on (recorded in the checkpoint's config_changes)", stacklevel=3)
+    return diff
+
 # %% ../nbs/05b_train.ipynb #a974c981
 def model_loss(model: nn.Module, batch) -> tuple[Tensor, dict]:
     "Default loss: `model(*batch)` returns (output, loss) or (output, loss, logs)."
     out = model(*batch) if isinstance(batch, (list, tuple)) else model(batch)
     return out[1], (out[2] if len(out) > 2 else {})
+
+def _unpack(r) -> tuple[Tensor, dict]:
+    return (r[0], r[1]) if isinstance(r, tuple) else (r, {})
 
 def _to(batch, device):
     if isinstance(batch, (list, tuple)): return type(batch)(_to(b, device) for b in batch)
@@ -245,7 +342,7 @@ def _to(batch, device):
 def train(model: nn.Module,                     # returns (output, loss[, logs]) from forward(*batch), or see loss_fn
           data: Dataset,                        # training set; items are tuples (e.g. image, label)
           cfg: TrainConfig = TrainConfig(),
-          out=None,                             # folder for last.safetensors and log.jsonl (None: no checkpoints)
+          out=None,                             # folder for last.safetensors (None: no checkpoints)
           resume: bool = False,                 # continue from out/last.safetensors if it exists
           loss_fn=model_loss,                   # (model, batch) -> loss or (loss, logs dict)
           make_optimizer=adamw,                 # (model, cfg) -> optimizer or list of optimizers
@@ -253,13 +350,17 @@ def train(model: nn.Module,                     # returns (output, loss[, logs])
           model_config=None,                    # saved with checkpoints so the model can be rebuilt
           callback=None,                        # (step, logs) after every step; may raise to stop the run
           progress: bool = True,                # tqdm bar on rank 0
+          allow_changes: tuple = (),            # resume: settings that may differ from the checkpoint's, e.g. ('lr',)
          ) -> dict:
-    "Train `model` on `data` per `cfg`; returns dict(model, step, history, ema, checkpoint)."
+    "Train `model` on `data` per `cfg`; returns dict(model, step, history, ema, checkpoint, config_changes)."
     # ---- config and processes
     cfg.validate()
     if len(data) == 0: raise ValueError("the dataset is empty: nothing to train on")
+    ckpt = Path(out) / 'last.safetensors' if out is not None else None
+    resuming = resume and ckpt is not None and ckpt.exists()
+    diff = resume_changes(ckpt, cfg, model_config, allow_changes) if resuming else {}   # before anything is touched
     device, rank, world = setup_distributed(cfg.device)
-    seed_everything(cfg.seed)
+    seed_everything(rank_seed(cfg.seed, rank))      # per process: dropout and class dropout differ between ranks
     model.to(device)
     # ---- optimizer, EMA, resume
     optimizers = make_optimizer(model, cfg)
@@ -267,12 +368,13 @@ def train(model: nn.Module,                     # returns (output, loss[, logs])
     for o in optimizers:
         for g in o.param_groups: g.setdefault('peak_lr', g['lr'])
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
-    ckpt = Path(out) / 'last.safetensors' if out is not None else None
-    step, history = 0, []
-    if resume and ckpt is not None and ckpt.exists():
-        info = load_checkpoint(ckpt, model, optimizers, ema)
+    step, history, changes = 0, [], []
+    if resuming:
+        info = load_checkpoint(ckpt, model, optimizers, ema, restore_rng=rank == 0)   # the saved RNG state is rank 0's
         step, history = info['step'], info['extra'].get('history', [])
-    if step >= cfg.steps: return dict(model=model, step=step, history=history, ema=ema, checkpoint=ckpt)
+        changes = info['extra'].get('config_changes', []) + ([dict(step=step, changes=diff)] if diff else [])
+        if rank > 0: seed_everything(rank_seed(cfg.seed, rank, step))
+    if step >= cfg.steps: return dict(model=model, step=step, history=history, ema=ema, checkpoint=ckpt, config_changes=changes)
     # ---- data: batch k is a function of (seed, k), so resuming sees the same batches
     sampler = StepBatches(len(data), cfg.batch_size, cfg.seed, step, cfg.steps, rank, world)
     loader = DataLoader(data, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=device.type == 'cuda',
@@ -283,7 +385,7 @@ def train(model: nn.Module,                     # returns (output, loss[, logs])
     params = [p for p in model.parameters() if p.requires_grad]
     # ---- the loop
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc='train', dynamic_ncols=True)
-    model.train(); t0 = time.perf_counter(); logs = {}
+    model.train(); t0 = saved_at = time.perf_counter(); logs = {}
     for batch in loader:
         for o in optimizers:
             for g in o.param_groups: g['lr'] = g['peak_lr'] * lr_factor(step, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
@@ -304,12 +406,12 @@ def train(model: nn.Module,                     # returns (output, loss[, logs])
             model.eval()
             with torch.no_grad(): history.append(dict(step=step) | {f'eval_{k}': v for k, v in eval_fn(model, step).items()})
             model.train()
-        if ckpt is not None and ((cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == cfg.steps):
-            if rank == 0: save_checkpoint(ckpt, model, optimizers, step, cfg, model_config, ema, dict(history=history))
+        due = ckpt is not None and checkpoint_due(step, cfg, time.perf_counter() - saved_at)
+        if ckpt is not None and cfg.ckpt_every is None: due = _rank0_decides(due, world, device)   # its clock rule: rank 0's clock
+        if due:
+            if rank == 0: save_checkpoint(ckpt, model, optimizers, step, cfg, model_config, ema, dict(history=history, config_changes=changes))
             if world > 1: torch.distributed.barrier()
+            saved_at = time.perf_counter()
         if callback is not None: callback(step, logs)
     bar.close(); model.eval()
-    return dict(model=model, step=step, history=history, ema=ema, checkpoint=ckpt)
-
-def _unpack(r) -> tuple[Tensor, dict]:
-    return (r[0], r[1]) if isinstance(r, tuple) else (r, {})
+    return dict(model=model, step=step, history=history, ema=ema, checkpoint=ckpt, config_changes=changes)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from .codebook import search_tables, check_latents
+from .fast_search import scale_rows
 try:
     import triton
     import triton.language as tl
@@ -204,7 +205,7 @@ def _triton_tables(device: str) -> tuple[Tensor, ...]:
     rest = [torch.as_tensor(np.ascontiguousarray(x).reshape(-1).astype(np.int32), device=device) for x in (H, cc, pair)]
     return (*ints, torch.as_tensor(beta.reshape(-1).astype(np.float32), device=device), *rest)
 
-def nearest_shell_index_triton(z: Tensor,                   # (N, 24) float32, each row scaled so max |z_i| = 1
+def nearest_shell_index_triton(z: Tensor,                   # (N, 24) float, any scale (rows are scaled to max |z_i| = 1 first)
                                block: int = 128,            # input vectors per Triton program (a power of 2)
                                chunk_size: int = 1 << 20,   # vectors per launch: bounds the 576 bytes/vector of scratch
                                ) -> Tensor:                 # (N,) long, indices in `leech_shell()` order
@@ -220,7 +221,7 @@ def nearest_shell_index_triton(z: Tensor,                   # (N, 24) float32, e
     O, O8, cell, beta, H, cc, pair = _triton_tables(str(z.device))
     out = torch.empty(len(z), dtype=torch.long, device=z.device)
     for i in range(0, len(z), chunk_size):
-        zT = z[i:i + chunk_size].detach().float().T.contiguous()    # (24, n): lanes read consecutive floats
+        zT = scale_rows(z[i:i + chunk_size].detach()).float().T.contiguous()   # scale, then cast; (24, n): lanes read consecutive floats
         n = zT.shape[1]
         t, lo, hi = (torch.empty(48, n, dtype=torch.float32, device=z.device) for _ in range(3))
         _leech_search_kernel[(triton.cdiv(n, block),)](zT, out[i:i + n], t, lo, hi, O, O8, cell, beta, H, cc, pair, n,

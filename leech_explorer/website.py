@@ -9,25 +9,45 @@ from pathlib import Path
 import leech_explorer
 
 # %% auto #0
-__all__ = ['COURSE_DIRS', 'MATHJAX_NPM', 'MATHJAX_FILE', 'course_root', 'course_notebooks', 'working_copy', 'lab_command',
-           'mathjax_file', 'local_assets', 'build_site']
+__all__ = ['COURSE_DIRS', 'PARTS', 'MATHJAX_NPM', 'MATHJAX_FILE', 'checkout_root', 'course_root', 'site_root', 'course_notebooks',
+           'working_copy', 'lab_command', 'mathjax_file', 'local_assets', 'check_site_folder', 'build_site']
 
 # %% ../nbs/98_site.ipynb #de97cfde
 COURSE_DIRS = ('nbs', 'benchmarks', 'results', 'images')   # the notebooks and the files they read, in the repo's layout
+
+_OUR_NAME = re.compile(r'^\s*(name|lib_name)\s*=\s*["\']leech[-_]explorer["\']', re.M)   # in pyproject.toml; tomllib is 3.11+
+
+def _is_checkout(folder: Path) -> bool:
+    "Whether `folder` is a clone of this course: nbs/index.ipynb and a pyproject.toml whose project is leech_explorer."
+    if not ((folder / 'nbs' / 'index.ipynb').is_file() and (folder / 'pyproject.toml').is_file()): return False
+    try: return bool(_OUR_NAME.search((folder / 'pyproject.toml').read_text()))
+    except (OSError, UnicodeDecodeError): return False
+
+def checkout_root(start: str | Path | None = None  # where to look from; default: the working folder
+                 ) -> Path | None:
+    "The clone of the course holding `start`: the nearest folder at or above it that `_is_checkout`; None outside one."
+    here = Path(start or Path.cwd()).expanduser().resolve()
+    return next((d for d in (here, *here.parents) if _is_checkout(d)), None)
 
 def course_root() -> Path:
     "The folder holding the course files: the repository of a source checkout, else the copy shipped in the package."
     pkg = Path(leech_explorer.__file__).resolve().parent
     repo, shipped = pkg.parent, pkg / 'course_files'
-    if (repo / 'nbs' / 'index.ipynb').is_file() and (repo / 'pyproject.toml').is_file(): return repo
+    if _is_checkout(repo): return repo
     if (shipped / 'nbs' / 'index.ipynb').is_file(): return shipped
     raise FileNotFoundError(f"no course notebooks next to {pkg}: this copy of leech_explorer was installed without "
                             "them; reinstall it from a wheel or a clone of the repository")
 
-def course_notebooks(root: str | Path | None = None  # folder with an nbs/ subfolder; default: `course_root()`
+def site_root(src: str | Path | None = None  # a folder with nbs/, or the notebooks' folder; default: see below
+             ) -> Path:
+    "The course a site is built from: `src`, else the clone around the working folder, else `course_root()`."
+    return Path(src).expanduser() if src else checkout_root() or course_root()
+
+def course_notebooks(root: str | Path | None = None  # folder with an nbs/ subfolder, or the notebooks' folder; default: `course_root()`
                     ) -> list[Path]:
     "The course notebooks in reading order: index first, then by file name (names starting with '_' are skipped)."
-    nbs = Path(root or course_root()) / 'nbs'
+    root = Path(root or course_root())
+    nbs = root / 'nbs' if (root / 'nbs').is_dir() or not root.is_dir() else root
     if not nbs.is_dir(): raise FileNotFoundError(f"{nbs} does not exist")
     files = [p for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.'))]
     return sorted(files, key=lambda p: (p.stem != 'index', p.name))
@@ -73,28 +93,47 @@ def lab_command(folder: str | Path,        # the working copy
 # %% ../nbs/98_site.ipynb #14e8316d
 _REMOTE_SCRIPT = re.compile(r'<script\b[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>|'
                             r'<script type="module">\s*import\s+"https?://[^"]*"\s*;?\s*</script>', re.I)
+_DIRECTIVES = re.compile(r'^#\|[^\n]*\n?', re.M)
 _DIRECTIVE_HIDE = re.compile(r'^#\|\s*(hide|default_exp)\b', re.M)
+_SLOW = re.compile(r'^#\|\s*slow\b', re.M)
+_EXPORT_HEADING = re.compile(r'#+\s*Export\s*-?')           # nbdev's closing "## Export -" cell
+_EXPORT_CALL = re.compile(r'((import nbdev|from nbdev import nbdev_export)\s*[;\n]\s*)?(nbdev\.)?nbdev_export\(\)')
 _PROGRESS = re.compile(r'\d+%\|.*\|\s*\d+/\d+')   # tqdm's text: ' 40%|####      | 4/10 [...]'
 _MATH = re.compile(r'\$\$.+?\$\$|(?<![\\$])\$[^$\n]+?\$', re.S)
 _WIDGET_NOTE = ('<div class="le-widget-note">An interactive control (ipywidgets) is here: open this notebook in '
                 'JupyterLab (<code>leech-explorer lab</code>) to use it.</div>')
+_SLOW_NOTE = ('<div class="le-slow-note"><b>slow:</b> run it in JupyterLab (<code>leech-explorer lab</code>) to see its '
+              'output. It runs too long for the course\'s tests, so its output is not stored with the course.</div>')
 
 def _plotly_html(fig: dict) -> str:
     import plotly.io as pio
     return pio.to_html(fig, include_plotlyjs=False, full_html=False, validate=False, default_width='100%')
 
+def _for_reader(cell) -> bool:
+    "Whether a cell belongs on a page: not nbdev's machinery (hidden cells, export calls, the 'Export -' heading), not empty."
+    src = cell.source.strip()
+    if cell.cell_type == 'markdown': return bool(src) and not _EXPORT_HEADING.fullmatch(src)
+    if cell.cell_type != 'code': return True
+    code = _DIRECTIVES.sub('', src).strip()
+    return not _DIRECTIVE_HIDE.search(src) and not _EXPORT_CALL.fullmatch(code) and bool(code or cell.outputs)
+
 def _prepare(nb) -> dict:
-    "Rewrite outputs in place for an offline page (plotly from local JS, widget notes, no remote scripts); count its content."
-    counts = dict(math=0, plotly=0, widgets=0)
-    nb.cells = [c for c in nb.cells if not (c.cell_type == 'code' and _DIRECTIVE_HIDE.search(c.source))]
+    "Rewrite a notebook in place for an offline page (the reader's cells only, local plotly, notes); count its content."
+    from nbformat import from_dict
+    counts = dict(math=0, math_display=0, plotly=0, widgets=0, slow=0)
+    nb.cells = [c for c in nb.cells if _for_reader(c)]
     for cell in nb.cells:
-        if cell.cell_type == 'code': cell.source = re.sub(r'^#\|[^\n]*\n?', '', cell.source, flags=re.M).strip('\n')
         if cell.cell_type == 'markdown':
-            counts['math'] += len(_MATH.findall(re.sub(r'`[^`]*`', '', cell.source)))
-        if cell.cell_type == 'code':
-            cell.outputs = [o for o in cell.outputs if not ('application/vnd.jupyter.widget-view+json' in o.get('data', {})
-                                                          and _PROGRESS.search(str(o['data'].get('text/plain', ''))))]
-        for out in cell.get('outputs', []):
+            spans = _MATH.findall(re.sub(r'`[^`]*`', '', cell.source))
+            counts['math'] += len(spans); counts['math_display'] += sum(s.startswith('$$') for s in spans)
+        if cell.cell_type != 'code': continue
+        if _SLOW.search(cell.source) and not cell.outputs:                   # a slow cell run without its output stored
+            cell.outputs = [from_dict(dict(output_type='display_data', data={'text/html': _SLOW_NOTE}, metadata={}))]
+            counts['slow'] += 1
+        cell.source = _DIRECTIVES.sub('', cell.source).strip('\n')
+        cell.outputs = [o for o in cell.outputs if not ('application/vnd.jupyter.widget-view+json' in o.get('data', {})
+                                                      and _PROGRESS.search(str(o['data'].get('text/plain', ''))))]
+        for out in cell.outputs:
             data = out.get('data')
             if not data: continue
             if 'application/vnd.plotly.v1+json' in data:
@@ -109,6 +148,72 @@ def _prepare(nb) -> dict:
     return counts
 
 # %% ../nbs/98_site.ipynb #648a8a83
+PARTS = (('I', 'The lattice', '00', '02'), ('II', 'The quantizer', '03', '04'), ('III', 'The tokenizer', '05', '06'),
+         ('IV', 'The generator', '07', '07'), ('V', 'The tour and the tools', '08', '99'))   # numeral, title, first and last chapter number
+
+_CSS = """
+body.le-site { margin: 0; padding: 0; }
+.le-header { position: sticky; top: 0; z-index: 100; display: flex; flex-wrap: wrap; align-items: center; gap: 2px 16px;
+  padding: 8px 16px; background: #f7f7f9; border-bottom: 1px solid #ddd; font: 14px/1.4 system-ui, sans-serif; }
+.le-header a { color: #1a5fb4; text-decoration: none; }
+.le-home { font-weight: 600; }
+.le-where { color: #555; }
+.le-step { margin-left: auto; display: flex; gap: 16px; }
+.le-menu-button { cursor: pointer; font-weight: 600; color: #1a5fb4; }
+.le-layout { display: flex; align-items: flex-start; }
+.le-side { flex: none; width: 290px; box-sizing: border-box; position: sticky; top: 38px; max-height: calc(100vh - 38px);
+  overflow-y: auto; padding: 6px 10px 32px 12px; border-right: 1px solid #eee; font: 14px/1.35 system-ui, sans-serif; }
+.le-side ol { list-style: none; margin: 0; padding: 0; }
+.le-side a { display: block; padding: 3px 6px; border-radius: 4px; color: #1a5fb4; text-decoration: none; }
+.le-side a:hover { background: #f0f3f8; }
+.le-side a.le-here { background: #e6edf8; color: #111; font-weight: 600; }
+.le-part-title { margin: 14px 0 4px 6px; color: #666; font-size: 12px; font-weight: 600; text-transform: uppercase;
+  letter-spacing: .04em; }
+.le-num { display: inline-block; min-width: 2.3em; color: #777; font-variant-numeric: tabular-nums; }
+.le-side ol.le-sections { margin: 2px 0 6px 14px; border-left: 2px solid #dde4ee; }
+.le-sections a { font-size: 13px; color: #444; padding: 2px 8px; }
+.le-sections .le-h3 a { padding-left: 20px; color: #666; }
+.le-menu-close { display: none; }
+.le-main { flex: 1 1 auto; min-width: 0; max-width: 1080px; box-sizing: border-box; padding: 0 20px 0 12px; }
+.le-toc { display: none; }
+.le-pager { display: flex; flex-wrap: wrap; gap: 8px 24px; padding: 16px 0; margin-top: 24px; border-top: 1px solid #ddd;
+  font-family: system-ui, sans-serif; }
+.le-pager a { color: #1a5fb4; text-decoration: none; }
+.le-pager a[rel=next] { margin-left: auto; text-align: right; }
+.le-solutions { padding: 6px 10px; border-left: 3px solid #1a5fb4; background: #f0f4fb; }
+.le-widget-note, .le-slow-note { padding: 6px 10px; border-left: 3px solid #c64; background: #fdf6f0;
+  font: 14px/1.4 system-ui, sans-serif; }
+.le-slow-note { border-color: #b08800; background: #fffbe6; }
+.jp-Cell, .jp-Cell-inputWrapper, .jp-Cell-outputWrapper, .jp-InputArea, .jp-OutputArea, .jp-OutputArea-child,
+.jp-OutputArea-output, .jp-InputArea-editor, .jp-RenderedHTMLCommon { min-width: 0; max-width: 100%; }
+.jp-MarkdownOutput { display: block; width: auto; }
+.jp-InputArea-editor pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+.jp-OutputArea-output { overflow-x: auto; }
+.jp-RenderedMarkdown pre { background: #f5f6f8; border: 1px solid #e3e5e8; border-radius: 4px; padding: 8px 12px;
+  margin: 10px 0; overflow-x: auto; line-height: 1.4; }
+.jp-RenderedMarkdown table { display: block; overflow-x: auto; max-width: 100%; }
+.jp-RenderedHTMLCommon img { max-width: 100%; height: auto; }
+mjx-container[display="true"] { overflow-x: auto; overflow-y: hidden; max-width: 100%; }
+@media (max-width: 999px) {
+  .le-side { display: none; position: fixed; top: 0; left: 0; bottom: 0; width: min(88vw, 340px); max-height: none;
+    z-index: 200; background: #fff; box-shadow: 0 0 24px rgba(0, 0, 0, .25); }
+  .le-menu-toggle:checked ~ .le-layout .le-side { display: block; }
+  .le-menu-close { display: block; cursor: pointer; padding: 6px; color: #1a5fb4; font-weight: 600; }
+  .le-toc { display: block; margin: 12px 0; padding: 6px 10px; border: 1px solid #e3e5e8; border-radius: 4px;
+    font: 14px/1.4 system-ui, sans-serif; }
+  .le-toc summary { cursor: pointer; font-weight: 600; }
+  .le-toc ol { list-style: none; padding-left: 6px; }
+  .le-toc .le-h3 { padding-left: 16px; }
+  .le-toc a { color: #1a5fb4; text-decoration: none; }
+  .le-main { padding: 0 12px; }
+}
+@media (max-width: 599px) { .le-where, .le-word { display: none; } .le-header { gap: 2px 12px; } }   /* one line on a phone */
+@media (min-width: 1000px) { .le-menu-button { display: none; } }
+"""
+
+_SCRIPT = ("document.querySelectorAll('.le-side a').forEach(a => a.addEventListener('click', () => "
+           "{ document.getElementById('le-menu').checked = false; }));")   # a link in the folded-out menu closes it
+
 _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
@@ -125,23 +230,25 @@ window.MathJax = {
 {%- endblock html_head_js_mathjax -%}
 {% block extra_css %}
 <link rel="icon" href="data:,">
-<style>
-.le-nav { font-family: system-ui, sans-serif; font-size: 14px; padding: 8px 16px; border-bottom: 1px solid #ddd;
-          background: #f7f7f9; position: sticky; top: 0; z-index: 100; }
-.le-nav a { margin-right: 12px; text-decoration: none; color: #1a5fb4; white-space: nowrap; }
-.le-nav a.le-here { font-weight: bold; color: #222; }
-.le-pager { display: flex; justify-content: space-between; font-family: system-ui, sans-serif; padding: 16px; border-top: 1px solid #ddd; }
-.le-widget-note { padding: 6px 10px; border-left: 3px solid #c64; background: #fdf6f0; }
-</style>
 {% if resources.le_plotly %}<script src="{{ resources.le_assets }}/plotly.min.js"></script>{% endif %}
 {% endblock extra_css %}
+{%- block html_head_css -%}
+<style>{{ resources.le_css }}</style>
+{%- endblock html_head_css -%}
 {%- block body_header -%}
-{{ super() }}
-{{ resources.le_nav_top }}
+<body class="jp-Notebook le-site" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
+{{ resources.le_header }}
+<div class="le-layout">
+<!--le-side-->
+<main class="le-main">
+<!--le-toc-->
 {%- endblock body_header -%}
 {% block body_footer %}
-{{ resources.le_nav_bottom }}
-{{ super() }}
+{{ resources.le_pager }}
+</main>
+</div>
+<script>{{ resources.le_script }}</script>
+</body>
 {% endblock body_footer %}
 """
 
@@ -153,13 +260,82 @@ def _title(nb, fallback: str) -> str:
             if m: return m.group(1).strip()
     return fallback
 
-def _navs(pages: list[dict], i: int) -> tuple[str, str]:
-    "Top bar (every page, this one in bold) and bottom pager (previous / next) for page i."
-    a = lambda p, cls='': f'<a href="{p["file"]}" title="{html.escape(p["title"])}"{cls}>{html.escape(p["short"])}</a>'
-    top = '<nav class="le-nav">' + ''.join(a(p, ' class="le-here"' if j == i else '') for j, p in enumerate(pages)) + '</nav>'
-    prev = f'<a href="{pages[i-1]["file"]}">← {html.escape(pages[i-1]["title"])}</a>' if i > 0 else '<span></span>'
-    nxt = f'<a href="{pages[i+1]["file"]}">{html.escape(pages[i+1]["title"])} →</a>' if i + 1 < len(pages) else '<span></span>'
-    return top, f'<nav class="le-pager">{prev}{nxt}</nav>'
+def _part(stem: str) -> str | None:
+    "The part of the course a notebook belongs to, by the two digits its name starts with; None for the front page."
+    if stem == 'index': return None
+    m = re.match(r'\d\d', stem)
+    return next((f'Part {n} · {t}' for n, t, lo, hi in PARTS if m and lo <= m.group() <= hi), 'More')
+
+_HEADING = re.compile(r'<h([23]) id="([^"]+)">(.*?)<a class="anchor-link"', re.S)
+
+def _sections(body: str) -> list[tuple[int, str, str]]:
+    "The h2 and h3 headings of a rendered page: (level, anchor, text as HTML)."
+    return [(int(level), anchor, re.sub(r'<[^>]+>', '', text).strip()) for level, anchor, text in _HEADING.findall(body)]
+
+def _section_list(sections, cls: str) -> str:
+    items = ''.join(f'<li class="le-h{level}"><a href="#{anchor}">{text}</a></li>' for level, anchor, text in sections)
+    return f'<ol class="{cls}">{items}</ol>' if sections else ''
+
+def _label(p: dict) -> str:
+    "A chapter's label in the side bar: its number and title."
+    num = f'<span class="le-num">{html.escape(p["number"])}</span>' if p.get('number') else ''
+    return num + html.escape(p['title'])
+
+def _side(pages: list[dict], i: int, sections) -> str:
+    "Side bar: the chapters grouped by part; under the current one (a solutions page's chapter), this page's sections."
+    me = pages[i]
+    here = me.get('chapter', me['file'])
+    groups = {}
+    for p in pages:
+        if p['kind'] != 'solutions': groups.setdefault(p['part'], []).append(p)
+    out = ['<nav class="le-side" aria-label="Chapters"><label for="le-menu" class="le-menu-close">✕ Close</label>']
+    for part, ps in groups.items():
+        out.append('<div class="le-part">' + (f'<p class="le-part-title">{html.escape(part)}</p>' if part else '') + '<ol>')
+        for p in ps:
+            now = p['file'] == here
+            cls = 'le-chapter le-here' if now and me is p else 'le-chapter'
+            sub = ''
+            if now and me is p: sub = _section_list(sections, 'le-sections')
+            elif now:                                            # a solutions page, under its chapter
+                sub = (f'<ol class="le-sections"><li><a class="le-here" href="{me["file"]}" aria-current="page">Solutions</a>'
+                       f'</li></ol>' + _section_list(sections, 'le-sections'))
+            current = ' aria-current="page"' if cls.endswith('le-here') else ''
+            out.append(f'<li><a class="{cls}" href="{p["file"]}"{current}>{_label(p)}</a>{sub}</li>')
+        out.append('</ol></div>')
+    return ''.join(out) + '</nav>'
+
+def _neighbours(pages: list[dict], i: int) -> tuple[dict | None, dict | None]:
+    "Previous and next page in reading order (front page and chapters); a solutions page's are its chapter and none."
+    if pages[i]['kind'] == 'solutions': return next(p for p in pages if p['file'] == pages[i]['chapter']), None
+    seq = [p for p in pages if p['kind'] != 'solutions']
+    k = seq.index(pages[i])
+    return (seq[k - 1] if k > 0 else None), (seq[k + 1] if k + 1 < len(seq) else None)
+
+def _header(pages: list[dict], i: int) -> str:
+    "Top bar: the menu button (narrow screens), the front page, where this page is, previous and next."
+    p, (prev, nxt) = pages[i], _neighbours(pages, i)
+    where = 'Solutions' if p['kind'] == 'solutions' else p['part'] or ''
+    step = lambda q, rel, arrow: (f'<a rel="{rel}" href="{q["file"]}" title="{html.escape(q["title"])}" '
+                                  f'aria-label="{rel}: {html.escape(q["title"])}">{arrow}</a>' if q else '')
+    front = next((q for q in pages if q['kind'] == 'front'), None)
+    return ('<input type="checkbox" id="le-menu" class="le-menu-toggle" hidden>'
+            '<header class="le-header"><label for="le-menu" class="le-menu-button">☰ Chapters</label>'
+            + (f'<a class="le-home" href="{front["file"]}">{html.escape(front["title"])}</a>' if front else '') +
+            f'<span class="le-where">{html.escape(where)}</span>'
+            f'<span class="le-step">{step(prev, "prev", "← <span class=le-word>previous</span>")}'
+            f'{step(nxt, "next", "<span class=le-word>next</span> →")}</span></header>')
+
+def _pager(pages: list[dict], i: int) -> str:
+    "Foot of the page: previous and next by their titles."
+    prev, nxt = _neighbours(pages, i)
+    back = 'back to ' if pages[i]['kind'] == 'solutions' else ''
+    return ('<nav class="le-pager" aria-label="Previous and next">'
+            + (f'<a rel="prev" href="{prev["file"]}">← {back}{html.escape(prev["title"])}</a>' if prev else '')
+            + (f'<a rel="next" href="{nxt["file"]}">{html.escape(nxt["title"])} →</a>' if nxt else '') + '</nav>')
+
+def _toc(sections) -> str:
+    "The page's sections, folded, at its top (shown on narrow screens, where the side bar is folded away)."
+    return f'<details class="le-toc"><summary>On this page</summary>{_section_list(sections, "le-toc-list")}</details>' if sections else ''
 
 # %% ../nbs/98_site.ipynb #0dbdede0
 MATHJAX_NPM = 'mathjax@3.2.2'          # the npm package whose es5/tex-svg-full.js the site uses
@@ -168,7 +344,8 @@ MATHJAX_FILE = 'es5/tex-svg-full.js'   # TeX input, SVG output, every TeX extens
 def _cache_dir() -> Path:
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'leech_explorer' / MATHJAX_NPM.replace('@', '-')
 
-def mathjax_file(path: str | Path | None = None  # tex-svg-full.js, or a folder holding es5/tex-svg-full.js; default: cache / npm
+def mathjax_file(path: str | Path | None = None,  # tex-svg-full.js, or a folder holding es5/tex-svg-full.js; default: cache / npm
+                 notify=None                      # called with one line before a download, e.g. print
                 ) -> Path:
     "MathJax 3's self-contained SVG build: `path`, else $LEECH_MATHJAX, else the cached copy, else fetched once with npm."
     given = path or os.environ.get('LEECH_MATHJAX')
@@ -183,6 +360,7 @@ def mathjax_file(path: str | Path | None = None  # tex-svg-full.js, or a folder 
     if npm is None:
         raise RuntimeError(f"the site needs MathJax for offline math and npm is not installed: install Node.js, or get the npm "
                            f"package {MATHJAX_NPM} another way and pass its folder with --mathjax")
+    if notify: notify(f"fetching MathJax ({MATHJAX_NPM}, once) with npm into {_cache_dir()}")
     with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run([npm, 'pack', MATHJAX_NPM, '--silent'], cwd=tmp, capture_output=True, text=True, timeout=300)
         tgz = next(Path(tmp).glob('mathjax-*.tgz'), None)
@@ -193,20 +371,21 @@ def mathjax_file(path: str | Path | None = None  # tex-svg-full.js, or a folder 
                 target.write_bytes(t.extractfile(f'package/{name}').read())
     return cached
 
-def local_assets(mathjax: str | Path | None = None) -> dict:
+def local_assets(mathjax: str | Path | None = None, notify=None) -> dict:
     "Paths of MathJax 3 (`mathjax_file`) and plotly.min.js (from the plotly package)."
     missing = [m for m in ('nbconvert', 'plotly') if importlib.util.find_spec(m) is None]
     if missing: raise RuntimeError(f"building the site needs {', '.join(missing)}: pip install 'leech_explorer[dev]'")
     plotly_js = Path(importlib.util.find_spec('plotly').submodule_search_locations[0]) / 'package_data' / 'plotly.min.js'
     if not plotly_js.is_file(): raise RuntimeError(f"{plotly_js} is missing from the plotly package: reinstall it")
-    return dict(mathjax=mathjax_file(mathjax), plotly=plotly_js)
+    return dict(mathjax=mathjax_file(mathjax, notify), plotly=plotly_js)
 
 # %% ../nbs/98_site.ipynb #a15ed90c
 def _render(nb, path: Path, resources: dict) -> str:
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
     exporter = HTMLExporter(template_name='lab', extra_loaders=[DictLoader({'le_site.html.j2': _TEMPLATE})],
-                            template_file='le_site.html.j2', embed_images=True)
+                            template_file='le_site.html.j2', embed_images=True,
+                            exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb, resources=dict(resources, metadata=dict(name=path.stem, path=str(path.parent))))
     return body
 
@@ -214,27 +393,68 @@ def _execute(nb, path: Path, timeout: int) -> None:
     from nbclient import NotebookClient
     NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
 
+_EXERCISES = re.compile(r'(?im)^#+ .*\bexercises?\b|\*\*exercises?\b')
+
+def _link_solutions(nb, href: str) -> None:
+    "Link the worked solutions right after the cell that opens the chapter's exercises (at the end if there is none)."
+    from nbformat import v4
+    at = next((k + 1 for k, c in enumerate(nb.cells) if c.cell_type == 'markdown' and _EXERCISES.search(c.source)), len(nb.cells))
+    nb.cells.insert(at, v4.new_markdown_cell(f'<p class="le-solutions">For instructors: <a href="{href}">Solutions</a>, '
+                                             'the worked answers to these exercises.</p>'))
+
+def _relink(body: str, copied: set[str], up: str = '../') -> str:
+    "Links from the notebooks' folder to course folders the site copies (`../images/x.png`) made relative to the page."
+    return re.sub(r'\b(src|href)="' + re.escape(up) + r'([^"/]+)/',
+                  lambda m: f'{m.group(1)}="{m.group(2)}/' if m.group(2) in copied else m.group(0), body)
+
+def _link_pages(body: str, names: set[str], up: str = '') -> str:
+    "Links to other notebooks (`00_golay.ipynb#Octads`) pointed at their pages; `up` is the way from this notebook to nbs/."
+    def page(m):
+        name = m.group(1)
+        if f'{name}.ipynb' not in names: return m.group(0)
+        return f'href="{name}.html{m.group(2) or ""}"'
+    return re.sub(r'href="' + re.escape(up) + r'([^"/:#]+)\.ipynb(#[^"]*)?"', page, body)
+
+def check_site_folder(out: str | Path) -> Path:
+    "The site's folder, if it may be written: new, empty, or a site built before (no other files are overwritten)."
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir(): raise ValueError(f"{out} is a file, not a folder")
+    if out.exists() and not (out / 'site.json').is_file() and any(out.iterdir()):
+        raise ValueError(f"{out} is a folder with other files in it; pick an empty or new folder for the site")
+    return out
+
+def _pages(files: list[Path], nbs: list, solutions: dict[str, Path], titles: dict[str, str]) -> list[dict]:
+    "The site's pages in reading order (front page, chapters), then the solutions pages of the chapters that have one."
+    pages = [dict(file='index.html' if p.stem == 'index' else f'{p.stem}.html', notebook=p.name, title=_title(nb, p.stem),
+                  kind='front' if p.stem == 'index' else 'chapter', part=_part(p.stem),
+                  number='' if p.stem == 'index' else p.stem.split('_')[0]) for p, nb in zip(files, nbs)]
+    for p in pages:
+        stem = Path(p['notebook']).stem
+        if stem in solutions: p['solutions'] = f'{stem}_solutions.html'
+    return pages + [dict(file=f'{stem}_solutions.html', notebook=f'solutions/{s.name}', title=titles[stem], kind='solutions',
+                         part=_part(stem), number=stem.split('_')[0], chapter=f'{stem}.html') for stem, s in solutions.items()]
+
 def build_site(out: str | Path = 'site',              # folder to write the site to (created, or refreshed)
-               src: str | Path | None = None,        # folder with nbs/ (and the files they read); default: `course_root()`
+               src: str | Path | None = None,        # folder with nbs/, or the notebooks' folder; default: `site_root()`
                notebooks: list[str] | None = None,   # notebook file names to include; default: all of them
                execute: bool = False,                # run each notebook before rendering it (slow: minutes)
                timeout: int = 900,                   # seconds per cell when executing
                mathjax: str | Path | None = None,    # MathJax 3 file or package folder; default: see `mathjax_file`
-               progress: bool = True                 # show a progress bar
+               progress: bool = True,                # show a progress bar
+               notify=None,                          # called with one line before a slow download (MathJax), e.g. print
+               solutions: bool = False               # also render the worked solutions (nbs/solutions), linked from their chapters
               ) -> dict:
     "Render the course notebooks into a static site under `out` that works offline; returns its manifest."
     import nbformat
     from tqdm.auto import tqdm
-    files = course_notebooks(src)
+    files = course_notebooks(site_root(src))
     if notebooks is not None:
         unknown = set(notebooks) - {p.name for p in files}
         if unknown: raise ValueError(f"no such notebook(s): {', '.join(sorted(unknown))}")
         files = [p for p in files if p.name in notebooks]
     if not files: raise ValueError("no notebooks to render")
-    assets = local_assets(mathjax)
-    out = Path(out).expanduser().resolve()
-    if out.exists() and not (out / 'site.json').is_file() and any(out.iterdir()):
-        raise ValueError(f"{out} is a folder with other files in it; pick an empty or new folder for the site")
+    out = check_site_folder(out)
+    assets = local_assets(mathjax, notify)
     (out / 'assets').mkdir(parents=True, exist_ok=True)
     (out / 'assets' / 'mathjax').mkdir(exist_ok=True)
     shutil.copy2(assets['mathjax'], out / 'assets' / 'mathjax' / 'tex-svg-full.js')
@@ -243,22 +463,29 @@ def build_site(out: str | Path = 'site',              # folder to write the site
     shutil.copy2(assets['plotly'], out / 'assets' / 'plotly.min.js')
     pictures = files[0].parent.parent / 'images'   # pictures the pages link to (the front page's figure, ../images/...)
     if pictures.is_dir(): shutil.copytree(pictures, out / 'images', dirs_exist_ok=True)
-    nbs = [nbformat.read(p, as_version=4) for p in files]
-    pages = [dict(file='index.html' if p.stem == 'index' else f'{p.stem}.html', notebook=p.name,
-                  title=_title(nb, p.stem), short='home' if p.stem == 'index' else p.stem.split('_')[0])
-             for p, nb in zip(files, nbs)]
+    copied = {'images'} if pictures.is_dir() else set()
+    worked = {p.stem: p.parent / 'solutions' / p.name for p in files if solutions and (p.parent / 'solutions' / p.name).is_file()}
+    sources = dict(zip([p.stem for p in files], files)) | {f'{s}_solutions': w for s, w in worked.items()}
+    nbs = {stem: nbformat.read(p, as_version=4) for stem, p in sources.items()}
+    pages = _pages(files, [nbs[p.stem] for p in files], worked, {s: _title(nbs[f'{s}_solutions'], f'Solutions: {s}') for s in worked})
     names = {p.name for p in files}
-    for i, (p, nb, page) in enumerate(tqdm(list(zip(files, nbs, pages)), desc='site', disable=not progress)):
-        if execute: _execute(nb, p, timeout)
+    for i, page in enumerate(tqdm(pages, desc='site', disable=not progress)):
+        stem = Path(page['file']).stem
+        nb, path = nbs[stem], sources[stem]
+        if execute: _execute(nb, path, timeout)
+        if page.get('solutions'): _link_solutions(nb, page['solutions'])
+        nb.metadata['title'] = page['title']                                      # the browser tab's title
         page.update(_prepare(nb))
-        top, bottom = _navs(pages, i)
-        body = _render(nb, p, dict(le_assets='assets', le_plotly=page['plotly'] > 0, le_nav_top=top, le_nav_bottom=bottom))
-        body = re.sub(r'href="([^"/:#]+)\.ipynb(#[^"]*)?"', lambda m: f'href="{"index" if m.group(1) == "index" else m.group(1)}.html{m.group(2) or ""}"'
-                      if f'{m.group(1)}.ipynb' in names else m.group(0), body)
+        body = _render(nb, path, dict(le_assets='assets', le_plotly=page['plotly'] > 0, le_css=_CSS, le_script=_SCRIPT,
+                                      le_header=_header(pages, i), le_pager=_pager(pages, i)))
+        sections = _sections(body)
+        body = body.replace('<!--le-side-->', _side(pages, i, sections)).replace('<!--le-toc-->', _toc(sections))
+        up = '../' if page['kind'] == 'solutions' else ''                         # solutions notebooks sit in nbs/solutions
+        body = _link_pages(_relink(body, copied, up + '../'), names, up)
         remote = re.findall(r'<(?:script|link|img)\b[^>]*\b(?:src|href)="(https?://[^"]+)"', body)
-        if remote: raise RuntimeError(f"{p.name}: the page would load {remote[0]} from the network")
+        if remote: raise RuntimeError(f"{path.name}: the page would load {remote[0]} from the network")
         page['images'] = len(re.findall(r'<img\b', body))
         (out / page['file']).write_text(body, encoding='utf-8')
-    manifest = dict(version=leech_explorer.__version__, mathjax=MATHJAX_NPM, pages=pages)
+    manifest = dict(version=leech_explorer.__version__, mathjax=MATHJAX_NPM, solutions=solutions, pages=pages)
     (out / 'site.json').write_text(json.dumps(manifest, indent=1))
     return manifest

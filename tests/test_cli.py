@@ -1,6 +1,6 @@
 """Command-line checks that notebooks test badly: the installed console script in a fresh process, the tour end to end,
 JupyterLab started and stopped, and the course notebooks inside a built wheel."""
-import json, os, re, shutil, signal, socket, subprocess, sys, time, urllib.request, zipfile
+import json, os, re, shutil, signal, socket, subprocess, sys, textwrap, time, urllib.request, zipfile, zlib
 from pathlib import Path
 import pytest
 import torch
@@ -37,29 +37,61 @@ def test_version():
 @pytest.mark.parametrize('args, message', [
     (['nope'], 'invalid choice'),
     (['bench', '--n', '0'], 'positive integer'),
+    (['bench', '--n', '99999999999'], 'positive integer of at most 67,108,864'),
     (['bench', '--baseline-max', '-3'], 'positive integer'),
     (['bench', '--tokens', '0'], 'positive integer'),
     (['bench', '--what', 'everything'], 'invalid choice'),
+    (['bench', '--frobnicate'], 'unrecognized argument --frobnicate; the options are --baseline-max, --device'),
+    (['bench', '--json', '{tmp}/file/bench.json'], '{tmp}/file is a file, so no file can be made inside it'),
+    (['bench', '--json', '/proc/nope/bench.json'], 'nothing can be written in /proc'),
     (['lab', '--port', '0'], 'positive integer'),
+    (['lab', '--port', '70000'], 'positive integer of at most 65,535'),
+    (['lab', '--dir', '{tmp}/file'], 'is a file, not a folder'),
     (['tour', '--device', 'tpu'], 'invalid choice'),
-    (['tour', '--seed', 'one'], 'invalid int value'),
+    (['tour', '--seed', 'one'], 'expected an integer >= 0'),
+    (['tour', '--qiuck'], 'unrecognized argument --qiuck; did you mean --quick?'),
+    (['tour', '--quick', '--out', '/proc/nope'], 'nothing can be written in /proc'),
+    (['tour', '--quick', '--out', '{tmp}/file/report'], 'is a file, so no folder can be made inside it'),
     (['site', '--src', '/no/such/folder'], 'does not exist'),
+    (['site', '--out', '{tmp}/file'], 'is a file, not a folder'),
     (['train-tokenizer', '--dataset', 'cifar10'], 'invalid choice'),
     (['train-tokenizer', '--steps', '-1'], 'positive integer'),
     (['train-tokenizer', '--dataset', 'folder', '--root', '/no/such/images'], 'does not exist'),
+    (['train-tokenizer', '--dataset', 'folder', '--out', '{tmp}/new'], 'needs --root'),
+    (['train-tokenizer', '--out', '{tmp}/file'], 'is a file, not a folder'),
     (['eval-tokenizer', '--tokenizer', '/no/such/tokenizer'], 'does not exist'),
+    (['eval-tokenizer', '--tokenizer', '{tmp}/empty'], 'has no config.json and no model.safetensors'),
     (['eval-tokenizer', '--n', '0'], 'positive integer'),
+    (['eval-tokenizer', '--checkpoint', 'runs/x'], 'unrecognized argument --checkpoint; did you mean --tokenizer?'),
+    (['eval-tokenizer', '--json', '{tmp}/empty'], 'is a folder, not a file'),
     (['train-generator', '--tokenizer', '/no/such/tokenizer'], 'does not exist'),
     (['train-generator', '--optimizer', 'sgd'], 'invalid choice'),
+    (['train-generator', '--out', '{tmp}/file'], 'is a file, not a folder'),
     (['sample', '--generator', '/no/such/generator'], 'does not exist'),
+    (['sample', '--generator', '{tmp}/half'], 'has no model.safetensors'),
     (['sample', '--n-per-label', '0'], 'positive integer'),
-    (['sample', '--top-p', '-0.5'], 'positive number'),
+    (['sample', '--n-per-label', '10000000'], 'positive integer of at most 100,'),
+    (['sample', '--labels', '3', '10'], "--labels 10: this generator's classes are 0 to 9"),
+    (['sample', '--top-k', '5'], "'shell' head samples the shell exactly"),
+    (['sample', '--top-p', '-0.5'], 'a number in (0, 1]'),
+    (['sample', '--cfg-scale', '-1'], 'a number >= 0'),
+    (['sample', '--out', '/proc/nope/x.png'], 'nothing can be written in /proc'),
+    (['sample', '--out', '{tmp}/empty'], 'is a folder, not a file'),
     (['site', '--notebooks', 'no_such_chapter.ipynb', '--out', '{tmp}/site'], 'no such notebook'),
 ])
 def test_bad_arguments_one_line(tmp_path, args, message):
-    r = run(*[a.format(tmp=tmp_path) for a in args])
-    assert r.returncode == 2 and message in r.stderr, r.stderr
+    "Refused in one line, exit status 2, in well under the time any work takes, and nothing left behind."
+    (tmp_path / 'file').write_text('x'); (tmp_path / 'empty').mkdir(); (tmp_path / 'half').mkdir()
+    (tmp_path / 'half' / 'config.json').write_text('{}')
+    before = sorted(tmp_path.rglob('*'))
+    t = time.perf_counter()
+    r = run(*[a.format(tmp=tmp_path) for a in args], cwd=tmp_path)                # defaults would land in tmp_path
+    seconds = time.perf_counter() - t
+    assert r.returncode == 2 and message.format(tmp=tmp_path) in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr          # one line, no usage dump, no traceback
+    assert r.stderr.startswith(f'leech-explorer {args[0]}: error: ' if args[0] != 'nope' else 'leech-explorer: error: ')
+    assert sorted(tmp_path.rglob('*')) == before                       # no folder made, no probe left
+    assert seconds < 10, f'{seconds:.1f} s to refuse a bad argument'
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message for a machine without CUDA')
@@ -90,14 +122,25 @@ def test_bench_heads():
 
 
 def test_tour_quick(tmp_path):
-    "The README's main command, small: every step's checks pass, the report is one self-contained file."
-    out = tmp_path / 'report'
-    r = run('tour', '--quick', '--seed', '1', '--out', str(out))
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    m = json.loads((out / 'metrics.json').read_text())
-    assert m['ok'] and m['mode'] == 'quick' and m['seed'] == 1 and m['device'] == 'cpu'
-    assert list(m['steps']) == ['lattice', 'geometry', 'quantizer', 'tokenizer', 'generator']
-    assert all(s['ok'] and s['checks'] and all(s['checks'].values()) for s in m['steps'].values())
+    """The README's main command, small: every step's checks pass, the report is one self-contained file; run twice with a
+    fresh cache folder, the second run takes the digit judge from the cache and scores the same."""
+    env = dict(os.environ, LEECH_EXPLORER_CACHE=str(tmp_path / 'cache'))
+    runs = {}
+    for kind in ('cold', 'warm'):
+        out = tmp_path / kind
+        t = time.perf_counter()
+        r = run('tour', '--quick', '--seed', '1', '--out', str(out), env=env)
+        print(f'tour --quick, {kind} cache: {time.perf_counter() - t:.1f} s (load average {os.getloadavg()[0]:.2f})')
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        runs[kind] = m = json.loads((out / 'metrics.json').read_text())
+        assert m['ok'] and m['mode'] == 'quick' and m['seed'] == 1 and m['device'] == 'cpu'
+        assert list(m['steps']) == ['lattice', 'geometry', 'quantizer', 'tokenizer', 'generator']
+        assert all(s['ok'] and s['checks'] and all(s['checks'].values()) for s in m['steps'].values())
+        page = (out / 'report.html').read_text()
+        assert page.count('<figure>') == 4 and page.count('data:image/png;base64,') == 4
+        assert not re.search(r'(src|href)=["\']https?://', page)              # nothing to fetch to view it
+        assert 'all checks passed' in r.stdout and 'speed-up' in r.stdout      # the terminal's summary table
+    m = runs['cold']
     assert m['steps']['lattice']['shell_size'] == 196560 and m['steps']['lattice']['neighbours_at_min'] == 4600
     g = m['steps']['geometry']
     assert g['Λ24 shell']['mse_over_bound'] < g['BSQ-18']['mse_over_bound']
@@ -107,10 +150,12 @@ def test_tour_quick(tmp_path):
     assert t['images'] == 100 and t['tokens_per_image'] == 49 and t['psnr'] > t['mean_digit_psnr'] and 0 < t['ssim'] <= 1
     s = m['steps']['generator']
     assert s['samples'] == 50 and s['classifier_score'] > 3 * s['chance'] and s['real_test_accuracy'] > 0.9
-    page = (out / 'report.html').read_text()
-    assert page.count('<figure>') == 4 and page.count('data:image/png;base64,') == 4
-    assert not re.search(r'(src|href)=["\']https?://', page)              # nothing to fetch to view it
-    assert 'all checks passed' in r.stdout and 'speed-up' in r.stdout      # the terminal's summary table
+    shipped = json.loads((Path(leech_explorer.__file__).parent / 'pretrained' / 'mnist-tiny-generator' / 'config.json').read_text())
+    assert s['sampling']['cfg_scale'] == shipped['sample_cfg_scale']       # the generator's recommendation, not 1.0
+    cold, warm = runs['cold']['steps']['generator'], runs['warm']['steps']['generator']
+    assert not cold['judge_from_cache'] and warm['judge_from_cache']
+    assert len(list((tmp_path / 'cache').rglob('*.safetensors'))) == 1
+    assert (warm['classifier_score'], warm['real_test_accuracy']) == (cold['classifier_score'], cold['real_test_accuracy'])
 
 
 @pytest.fixture(scope='module')
@@ -145,12 +190,31 @@ def test_train_generator_and_sample(small_tokenizer, tmp_path):
     png = tmp_path / 'grid.png'
     r = run('sample', '--generator', str(gen), '--tokenizer', tok, '--labels', '0', '7', '--n-per-label', '3', '--out', str(png))
     assert r.returncode == 0, r.stderr[-2000:]
-    data = png.read_bytes()
-    assert data[:8] == b'\x89PNG\r\n\x1a\n'
-    width, height = int.from_bytes(data[16:20], 'big'), int.from_bytes(data[20:24], 'big')
-    assert (width, height) == (3 * (8 + 2) + 2, 2 * (8 + 2) + 2)          # 3 samples per row, 2 labels, 8x8 digits
+    assert 'cfg_scale 2.0 (recommended)' in r.stdout, r.stdout                # train-generator's config recommends 2.0
+    width, height, pixels = read_gray_png(png)
+    tile = 8 * 4 + 2                                                          # 8x8 digits drawn 4x, and the padding
+    assert height == 2 * tile + 2 and width > 3 * tile + 2                    # 2 rows of 3, and a label column
+    labels = width - (3 * tile + 2)
+    for row in range(2):                                                      # each row's label: dark ink on white
+        band = pixels[2 + row * tile:2 + row * tile + tile - 2]
+        assert min(min(line[:labels]) for line in band) < 64 and max(max(line[:labels]) for line in band) > 192
+    r = run('sample', '--generator', str(gen), '--tokenizer', tok, '--labels', '1', '--n-per-label', '1', '--cfg-scale', '1.5',
+            '--out', str(png))
+    assert r.returncode == 0 and 'cfg_scale 1.5,' in r.stdout and 'temperature 1.0 (recommended)' in r.stdout, r.stdout
     r = run('sample', '--generator', str(gen), '--tokenizer', tok, '--labels', '12', '--out', str(png))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def read_gray_png(path) -> tuple[int, int, list]:
+    "Width, height and rows of pixel values of an 8-bit grayscale PNG as write_png writes it (one IDAT, filter 0)."
+    data = Path(path).read_bytes()
+    assert data[:8] == b'\x89PNG\r\n\x1a\n' and data[25] == 0                 # grayscale
+    width, height = int.from_bytes(data[16:20], 'big'), int.from_bytes(data[20:24], 'big')
+    at = data.index(b'IDAT'); size = int.from_bytes(data[at - 4:at], 'big')
+    raw = zlib.decompress(data[at + 4:at + 4 + size])
+    rows = [raw[k * (width + 1) + 1:(k + 1) * (width + 1)] for k in range(height)]
+    assert all(raw[k * (width + 1)] == 0 for k in range(height))
+    return width, height, [list(row) for row in rows]
 
 
 def test_lab_dry_run_keeps_edits(tmp_path):
@@ -162,6 +226,58 @@ def test_lab_dry_run_keeps_edits(tmp_path):
     r = run('lab', '--dir', str(course), '--dry-run')
     assert r.returncode == 0 and '0 files copied' in r.stdout
     assert (course / 'nbs' / 'index.ipynb').read_text() == '{}'
+
+
+def fake_clone(folder: Path, title: str) -> Path:
+    "A clone of the course with one notebook: nbs/index.ipynb titled `title`, and a pyproject.toml naming leech_explorer."
+    (folder / 'nbs').mkdir(parents=True)
+    (folder / 'pyproject.toml').write_text('[project]\nname = "leech_explorer"\n')
+    nb = dict(cells=[dict(cell_type='markdown', id='a1', metadata={}, source=[f'# {title}\n', 'Some math: $x^2$.'])],
+              metadata={}, nbformat=4, nbformat_minor=5)
+    (folder / 'nbs' / 'index.ipynb').write_text(json.dumps(nb))
+    return folder
+
+
+def test_site_reads_the_clone_you_are_in(tmp_path):
+    "Inside another clone, `site` renders that clone's notebooks and says so; outside any, the installed course."
+    from leech_explorer.website import course_root
+    clone = fake_clone(tmp_path / 'clone', 'A front page of another clone')
+    mathjax = tmp_path / 'tex-svg-full.js'; mathjax.write_text('window.MathJaxStandIn = true;')
+    r = run('site', '--out', str(tmp_path / 'site'), '--mathjax', str(mathjax), cwd=clone / 'nbs')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f'reading the notebooks in {clone / "nbs"}\n' in r.stdout
+    assert 'A front page of another clone' in (tmp_path / 'site' / 'index.html').read_text()
+    r = run('site', '--out', str(tmp_path / 'site2'), '--mathjax', str(mathjax), '--nbs', str(clone / 'nbs'), cwd=tmp_path)
+    assert r.returncode == 0 and f'reading the notebooks in {clone / "nbs"}\n' in r.stdout, r.stdout + r.stderr[-2000:]
+    r = run('site', '--out', str(tmp_path / 'site3'), '--mathjax', str(mathjax), '--notebooks', 'index.ipynb', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f'reading the notebooks in {(course_root() / "nbs").resolve()}\n' in r.stdout
+
+
+def test_site_says_when_it_fetches_mathjax(tmp_path):
+    "With no MathJax in the cache, `site` says in one line that it fetches it (here from a stand-in npm), and only once."
+    clone = fake_clone(tmp_path / 'clone', 'Front')
+    bin_dir = tmp_path / 'bin'; bin_dir.mkdir()
+    npm = bin_dir / 'npm'                                                     # `npm pack mathjax@3.2.2`, offline
+    npm.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import io, sys, tarfile
+        assert sys.argv[1:3] == ['pack', 'mathjax@3.2.2'], sys.argv
+        with tarfile.open('mathjax-3.2.2.tgz', 'w:gz') as t:
+            for name, text in (('package/es5/tex-svg-full.js', b'window.MathJaxStandIn = 1;'), ('package/LICENSE', b'Apache-2.0')):
+                info = tarfile.TarInfo(name); info.size = len(text); t.addfile(info, io.BytesIO(text))
+        """))
+    npm.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != 'LEECH_MATHJAX'}
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", XDG_CACHE_HOME=str(tmp_path / 'cache'))
+    lines = []
+    for k in range(2):
+        r = run('site', '--out', str(tmp_path / f'site{k}'), cwd=clone, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        lines.append([l for l in r.stdout.splitlines() if 'MathJax' in l])
+    assert len(lines[0]) == 1 and lines[0][0].startswith('fetching MathJax (mathjax@3.2.2, once) with npm into ')
+    assert lines[1] == []                                                     # the second build uses the cached copy
+    assert (tmp_path / 'site1' / 'assets' / 'mathjax' / 'tex-svg-full.js').read_text() == 'window.MathJaxStandIn = 1;'
 
 
 def _free_port() -> int:

@@ -53,17 +53,20 @@ def merged(new: list, path: Path, key) -> list:
 def main(dev: Path, merge: bool = False):
     out = ROOT / 'results'
     tok_rows, head_rows = rows(dev / 'tokenizer_rows.jsonl'), rows(dev / 'heads_rows.jsonl')
-    refs, n_test = {}, {}
+    refs, n_test, test_sets = {}, {}, {}
     for r in tqdm(tok_rows, desc='rFID'):
         d = r['dataset']
         if d not in refs:
-            test = load_images(d, 'test'); n_test[d] = len(test)
+            test = test_sets[d] = load_images(d, 'test'); n_test[d] = len(test)
             pick = fid_pick(len(test))[::2][:FID_N]
             refs[d] = features(dev, f'real-{d}', lambda: inception_features(torch.stack([test[i][0] for i in pick])))
         rec = np.load(dev / 'recon' / r['recon_file'])
         r['rfid'] = fid_from_features(refs[d], features(dev, 'recon-' + r['recon_file'], lambda: inception_features(images(rec[::2][:FID_N]))))
         r['rfid_images'] = FID_N
-        if r['seed'] == 0: r |= dict(grid=rec[::GRID_EVERY].flatten().tolist(), grid_index=fid_pick(n_test[d])[::GRID_EVERY])
+        if r['seed'] == 0:
+            idx = fid_pick(n_test[d])[::GRID_EVERY]                   # the originals too: chapter 06 reads them from here,
+            r |= dict(grid=rec[::GRID_EVERY].flatten().tolist(), grid_index=idx,   # so it needs no dataset installed
+                      grid_original=(torch.stack([test_sets[d][i][0] for i in idx]) * 255).round().to(torch.uint8).flatten().tolist())
     if merge: tok_rows = merged(tok_rows, out / 'tokenizer_experiment.json', lambda r: (r['variant'], r['dataset'], r['seed']))
     order = {v: k for k, v in enumerate(['Λ24-SQ', 'Λ24-SQ 16K subset', 'BSQ-18', 'BSQ-18 + entropy', 'VQ 16K (learned)'])}
     tok_rows.sort(key=lambda r: (r['dataset'] != 'mnist', r['seed'], order[r['variant']]))
