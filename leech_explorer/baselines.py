@@ -62,6 +62,7 @@ def _bsq_bits(bits, dim, codebook_size) -> int:
     if dim is not None: return dim
     raise ValueError("give the number of bits: BSQuantizer(bits), BSQuantizer(codebook_size=2**bits) or BSQuantizer(dim=bits)")
 
+# %% ../nbs/04_baselines.ipynb #b441b999
 class BSQuantizer(DropIn):
     "Binary spherical quantization: l2-normalise, then keep the sign of each coordinate (code ±1/√bits)."
     def __init__(self,

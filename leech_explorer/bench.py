@@ -72,6 +72,7 @@ def benchmark(sizes=(65536, 1048576),       # numbers of input vectors
         r['speedup'] = r['vectors_per_s'] / base['vectors_per_s']
     return rows
 
+# %% ../nbs/03c_bench.ipynb #81e1c662
 def format_benchmark(rows: list[dict]) -> str:
     "A plain-text table of `benchmark` rows."
     lines = [f"{'device':6s} {'N':>9s} {'method':10s} {'timed on':>9s} {'vectors/s':>12s} {'peak MB':>9s} {'bytes/vector':>12s} {'x brute':>8s}"]

@@ -73,6 +73,7 @@ def positive_float(text: str) -> float:
     "argparse type: a number > 0."
     return _float(text, 'a positive number', lambda v: v > 0)
 
+# %% ../nbs/99_cli.ipynb #01884666
 def non_negative_float(text: str) -> float:
     "argparse type: a number >= 0."
     return _float(text, 'a number >= 0', lambda v: v >= 0)
@@ -157,17 +158,32 @@ def _bench(args) -> int:
                   format_head_cost(head_cost_benchmark(dims=tuple(args.head_dims), tokens=args.tokens, device=d)))
     return 0
 
+# %% ../nbs/99_cli.ipynb #9bce4257
+def _run_options(args) -> tuple[dict | None, tuple]:
+    "--ckpt-every and --allow-changes as the training functions take them: (TrainConfig changes or None, allowed changes)."
+    if args.allow_changes and not args.resume:
+        raise CommandError("--allow-changes applies only with --resume (a new run has no checkpoint to differ from)")
+    return (None if args.ckpt_every is None else {'ckpt_every': args.ckpt_every}), tuple(args.allow_changes)
+
+def _json_file(path: Path) -> dict:
+    "A JSON object from a file, or {} if the file is missing or damaged (for summaries that are optional)."
+    try: data = json.loads(path.read_text())
+    except (OSError, ValueError): return {}
+    return data if isinstance(data, dict) else {}
+
 def _train_tokenizer(args) -> int:
     _dataset_root(args)
     out = args.out or str(Path('tokenizers') / f'{args.preset}-{args.quantizer}-{args.dataset}')
     writable(out, '--out')
+    train_changes, allow = _run_options(args)
     device = _check_device(args.device)
     from leech_explorer.tokenizer import train_tokenizer
     out = train_tokenizer(preset=args.preset, quantizer=args.quantizer, dataset=args.dataset, steps=args.steps, out=out,
-                          resume=args.resume, device=device, seed=args.seed, root=args.root)
-    metrics = json.loads((Path(out) / 'metrics.json').read_text()) if (Path(out) / 'metrics.json').is_file() else {}
+                          resume=args.resume, device=device, seed=args.seed, root=args.root, train_changes=train_changes,
+                          allow_changes=allow)
+    metrics = _json_file(Path(out) / 'metrics.json')                 # a summary only: a damaged file never fails the run
     print(f"wrote the tokenizer to {out}" + (f" (test PSNR {metrics['test_psnr']:.2f} dB after {metrics.get('steps')} steps)"
-                                             if 'test_psnr' in metrics else ''))
+                                             if isinstance(metrics.get('test_psnr'), (int, float)) else ''))
     return 0
 
 def _eval_tokenizer(args) -> int:
@@ -189,14 +205,17 @@ def _eval_tokenizer(args) -> int:
         print(f"wrote {args.json}")
     return 0
 
+# %% ../nbs/99_cli.ipynb #242dd6e1
 def _train_generator(args) -> int:
     if args.dataset == 'folder': raise CommandError("--dataset folder: train-generator takes no --root; use a named dataset")
     saved_model(args.tokenizer, 'tokenizer')
     writable(args.out, '--out')
+    train_overrides, allow = _run_options(args)
     device = _check_device(args.device)
     from leech_explorer.generator_train import train_generator
     out = train_generator(preset=args.preset, tokenizer=args.tokenizer, dataset=args.dataset, head=args.head,
-                          optimizer=args.optimizer, steps=args.steps, out=args.out, resume=args.resume, device=device, seed=args.seed)
+                          optimizer=args.optimizer, steps=args.steps, out=args.out, resume=args.resume, device=device, seed=args.seed,
+                          train_overrides=train_overrides, allow_changes=allow)
     print(f"wrote the generator to {out}; try: leech-explorer sample --generator {out} --tokenizer {args.tokenizer}")
     return 0
 
@@ -238,6 +257,7 @@ def _lab(args) -> int:
     try: return subprocess.call(cmd)
     except KeyboardInterrupt: return 130
 
+# %% ../nbs/99_cli.ipynb #5456275b
 def _site(args) -> int:
     from leech_explorer.website import build_site, check_site_folder, course_notebooks, site_root
     writable(args.out, '--out')
@@ -284,10 +304,16 @@ def _seed(p, what: str = 'seed'):
     p.add_argument('--seed', type=int_range(0, MAX_SEED), default=0, help=f'{what}, 0 to {MAX_SEED:,} (default: 0)')
 
 def _training_options(p, out: str | None, out_help: str, seed_what: str):
-    "The options every training command shares: --steps, --out, --resume, --device, --seed."
+    "The options every training command shares: --steps, --out, --resume, --ckpt-every, --allow-changes, --device, --seed."
     p.add_argument('--steps', type=positive_int, default=None, help="optimizer steps (default: the preset's)")
     p.add_argument('--out', default=out, help=out_help)
-    p.add_argument('--resume', action='store_true', help='continue from OUT/last.safetensors')
+    p.add_argument('--resume', action='store_true', help="continue from OUT/last.safetensors (written by default every 5%% of "
+                   "the run and every 5 minutes); settings must match the checkpoint's except a larger --steps; other "
+                   "changes need --allow-changes")                      # 5%, 5 minutes: train.AUTO_CKPT_SHARE, AUTO_CKPT_SECONDS
+    p.add_argument('--ckpt-every', type=int_range(0), default=None, metavar='N', help='write OUT/last.safetensors every N '
+                   'steps, 0: only at the end (default: automatic, every 5%% of the run and every 5 minutes)')
+    p.add_argument('--allow-changes', nargs='+', default=[], metavar='NAME', help="with --resume: settings that may differ "
+                   "from the checkpoint's, by their training or model config names (e.g. lr batch_size)")
     _device(p, 'where to train (default: cpu)')
     _seed(p, seed_what)
 
@@ -297,6 +323,7 @@ def _recommended(key: str):
     except (OSError, ValueError): return None
     return cfg.get(f'sample_{key}')
 
+# %% ../nbs/99_cli.ipynb #43283684
 def build_parser() -> argparse.ArgumentParser:
     "The `leech-explorer` argument parser."
     p = _Parser(prog='leech-explorer', description="Spherical Leech Quantization (Λ24-SQ): the Golay code, the Leech "
@@ -428,6 +455,7 @@ OUT/metrics.json:
     s.set_defaults(func=_site)
     return p
 
+# %% ../nbs/99_cli.ipynb #7fdb76d0
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `leech-explorer` console script."
     os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')   # before torch loads OpenMP: idle threads sleep instead of spinning

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06b_fair.ipynb #0bf337b8
 from __future__ import annotations
-import math, statistics, time
+import math, statistics, time, warnings
 from pathlib import Path
 import torch
 from .data import load_images
@@ -64,7 +64,9 @@ def run_fair_job(job: dict,               # dataset, variant, estimator, seed, l
     diagnose(model.to(device), 0)
     r = train(model, data, tcfg, eval_fn=diagnose, progress=False)
     seconds = time.perf_counter() - t0
-    ev = evaluate_tokenizer(tok, test, fid_images=0, batch_size=250)
+    with warnings.catch_warnings():                 # LPIPS is not among this protocol's metrics: no note about its weights
+        warnings.filterwarnings('ignore', message='LPIPS backbone weights')
+        ev = evaluate_tokenizer(tok, test, fid_images=0, batch_size=250)
     weights = sum(p.numel() for p in tok.parameters())
     learned_book = tok.quantizer.embed.numel() if cfg.quantizer == 'vq' else 0     # EMA codebook: learned state too
     last = curve[-1]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_generator.ipynb #e3758b0c
 from __future__ import annotations
-import json, math
+import json, math, re
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 import torch
@@ -15,11 +15,14 @@ from .leech import SHELL_SIZE, SHELL_NORM, index_to_vector
 from .quantizer import nearest_shell_index, check_indices
 from .optim import make_optimizer
 from .shell_softmax import shell_log_partition, sample_shell, linear_theta
+from .train import atomic_write, replace_durably, load_state
+from .tokenizer import MAX_PARAMS, WEIGHTS_HASH, _DTYPES, _sha256, _say_once
 
 # %% auto #0
-__all__ = ['CE_BACKENDS', 'HEADS', 'PRETRAINED', 'linear_cross_entropy', 'cce_available', 'GeneratorConfig', 'Block',
-           'filter_logits', 'FullHead', 'FactorizedHead', 'check_labels', 'Generator', 'sample', 'pretrained_dir',
-           'tokenizer_fingerprint', 'save_pretrained', 'from_pretrained', 'check_pair', 'ShellHead', 'VMFHead']
+__all__ = ['CE_BACKENDS', 'HEADS', 'GENERATOR_LIMITS', 'HEAD_WIDTH', 'PRETRAINED', 'LATER_FIELDS', 'linear_cross_entropy',
+           'cce_available', 'GeneratorConfig', 'check_generator_config', 'Block', 'filter_logits', 'FullHead',
+           'FactorizedHead', 'check_labels', 'Generator', 'sample', 'pretrained_dir', 'tokenizer_fingerprint',
+           'save_pretrained', 'from_pretrained', 'check_pair', 'ShellHead', 'VMFHead']
 
 # %% ../nbs/07_generator.ipynb #736703a9
 def _chunk_logits(h: Tensor, weight: Tensor, bias: Tensor | None, j: int, size: int) -> Tensor:
@@ -72,6 +75,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 if gb is not None: gb[j:j + chunk_size] += dz.to(acc).sum(0)
         return gh.to(hidden.dtype), gw.to(weight.dtype), None if gb is None else gb.to(bias.dtype), None, None, None
 
+# %% ../nbs/07_generator.ipynb #e2cbae40
 def linear_cross_entropy(hidden: Tensor,              # (N, d) hidden states
                          weight: Tensor,              # (V, d) head weights, one row per class
                          targets: Tensor,             # (N,) long, class indices in [0, V)
@@ -113,7 +117,6 @@ def _cce_loss(hidden: Tensor, weight: Tensor, targets: Tensor, bias: Tensor | No
     ce = cce(h, w, targets, reduction='none', filter_eps=None).float()   # no gradient filtering: see the text
     return ce, ce + (h * w[targets]).float().sum(1)
 
-
 # %% ../nbs/07_generator.ipynb #16d49430
 HEADS = ('full', 'factorized', 'shell', 'vmf')
 
@@ -142,21 +145,12 @@ class GeneratorConfig:
     sample_top_p: float | None = None # full/factorized heads only: nucleus mass in (0, 1] (None: off)
 
     def __post_init__(self):
-        self.grid = tuple(int(v) for v in self.grid)
-        if len(self.grid) != 2 or min(self.grid) < 1: raise ValueError(f"grid must be two positive sizes (h, w), got {self.grid}")
-        if self.head not in HEADS: raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
-        if self.d_model % self.n_heads: raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        if min(self.n_classes, self.d_model, self.n_layers, self.n_heads, self.mlp_ratio, self.chunk_size) < 1:
-            raise ValueError("n_classes, d_model, n_layers, n_heads, mlp_ratio and chunk_size must be positive")
-        if not 0 <= self.class_dropout < 1: raise ValueError(f"class_dropout must lie in [0, 1), got {self.class_dropout}")
-        if self.z_loss < 0: raise ValueError(f"z_loss must be >= 0, got {self.z_loss}")
-        if self.ce_backend not in CE_BACKENDS: raise ValueError(f"ce_backend must be one of {CE_BACKENDS}, got {self.ce_backend!r}")
-        if not self.sample_cfg_scale >= 0: raise ValueError(f"sample_cfg_scale must be >= 0, got {self.sample_cfg_scale}")
-        if not self.sample_temperature > 0: raise ValueError(f"sample_temperature must be > 0, got {self.sample_temperature}")
-        if self.sample_top_k is not None and self.sample_top_k < 1: raise ValueError(f"sample_top_k must be >= 1, got {self.sample_top_k}")
-        if self.sample_top_p is not None and not 0 < self.sample_top_p <= 1: raise ValueError(f"sample_top_p must lie in (0, 1], got {self.sample_top_p}")
-        if self.head in ('shell', 'vmf') and (self.sample_top_k or self.sample_top_p):
-            raise ValueError(f"the {self.head!r} head samples the shell exactly: sample_top_k and sample_top_p must be None")
+        if isinstance(self.grid, (list, tuple)): self.grid = tuple(self.grid)   # config.json holds a list
+        self.validate()
+
+    def validate(self) -> GeneratorConfig:
+        "Raise ValueError naming the first field with a wrong type or an impossible value (see `check_generator_config`); returns self."
+        check_generator_config(self); return self
 
     @property
     def seq_len(self) -> int: return self.grid[0] * self.grid[1]
@@ -177,6 +171,53 @@ class GeneratorConfig:
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown: raise ValueError(f"unknown GeneratorConfig fields: {sorted(unknown)}")
         return cls(**{**presets[name], **overrides})
+
+# %% ../nbs/07_generator.ipynb #2c15ec04
+GENERATOR_LIMITS = dict(grid=(1, 4096), n_classes=(1, 100_000), d_model=(1, 16_384), n_layers=(1, 1024), n_heads=(1, 1024),
+                        mlp_ratio=(1, 64), chunk_size=(1, 2 ** 24))   # generous: outside them is a typo or a damaged config.json
+HEAD_WIDTH = dict(full=SHELL_SIZE, factorized=24 * 9, shell=24 * 9, vmf=24)   # outputs of each head's projection
+_TYPES = dict(int=(int,), float=(int, float), str=(str,), tuple=(int,))      # annotation -> accepted types (tuple: of 2 ints)
+_WHAT = dict(int='an integer', float='a number', str='a string', tuple='two integers (h, w)')
+
+def _state_shapes(c: GeneratorConfig) -> dict:
+    "Name -> shape of every tensor in Generator(c)'s state dict, without building it."
+    d, m = c.d_model, c.mlp_ratio * c.d_model
+    lin = lambda name, i, o: {f'{name}.weight': (o, i), f'{name}.bias': (o,)}
+    norm = lambda name: {f'{name}.weight': (d,), f'{name}.bias': (d,)}
+    shapes = {'pos_emb': (c.seq_len, d), 'class_emb.weight': (c.n_classes + 1, d)} | lin('tok_emb', 24, d)
+    for i in range(c.n_layers):
+        b = f'blocks.{i}'
+        shapes |= (norm(f'{b}.ln1') | norm(f'{b}.ln2') | lin(f'{b}.qkv', d, 3 * d) | lin(f'{b}.proj', d, d)
+                   | lin(f'{b}.mlp.0', d, m) | lin(f'{b}.mlp.2', m, d))
+    return shapes | norm('ln_f') | lin('head.proj', d, HEAD_WIDTH[c.head])
+
+def check_generator_config(c: GeneratorConfig) -> None:
+    "ValueError naming the first field of `c` with a wrong type or an impossible value; runs before anything is allocated."
+    for f in fields(c):
+        v, kind = getattr(c, f.name), f.type.removesuffix(' | None')     # the annotation names the type
+        if v is None and f.type.endswith(' | None'): continue
+        items = ([v] if kind != 'tuple' else list(v) if isinstance(v, (tuple, list)) and len(v) == 2 else None)
+        if items is None or not all(isinstance(x, _TYPES[kind]) and not isinstance(x, bool) for x in items):
+            raise ValueError(f"{f.name} must be {_WHAT[kind]}, got {v!r}")
+        if kind == 'float' and not math.isfinite(v): raise ValueError(f"{f.name} must be a finite number, got {v!r}")
+        lo, hi = GENERATOR_LIMITS.get(f.name, (None, None))
+        if lo is not None and not all(lo <= x <= hi for x in items): raise ValueError(f"{f.name} must lie in [{lo}, {hi}], got {v!r}")
+    if c.head not in HEADS: raise ValueError(f"head must be one of {HEADS}, got {c.head!r}")
+    if c.ce_backend not in CE_BACKENDS: raise ValueError(f"ce_backend must be one of {CE_BACKENDS}, got {c.ce_backend!r}")
+    if c.d_model % c.n_heads: raise ValueError(f"d_model ({c.d_model}) must be divisible by n_heads ({c.n_heads})")
+    for name in ('dropout', 'class_dropout'):
+        if not 0 <= getattr(c, name) < 1: raise ValueError(f"{name} must lie in [0, 1), got {getattr(c, name)}")
+    if c.z_loss < 0: raise ValueError(f"z_loss must be >= 0, got {c.z_loss}")
+    if c.tokenizer_fingerprint and not re.fullmatch('[0-9a-f]{16}', c.tokenizer_fingerprint):
+        raise ValueError(f"tokenizer_fingerprint must be '' or 16 hex digits (tokenizer_fingerprint(tokenizer)), got {c.tokenizer_fingerprint!r}")
+    if not c.sample_cfg_scale >= 0: raise ValueError(f"sample_cfg_scale must be >= 0, got {c.sample_cfg_scale}")
+    if not c.sample_temperature > 0: raise ValueError(f"sample_temperature must be > 0, got {c.sample_temperature}")
+    if c.sample_top_k is not None and c.sample_top_k < 1: raise ValueError(f"sample_top_k must be >= 1, got {c.sample_top_k}")
+    if c.sample_top_p is not None and not 0 < c.sample_top_p <= 1: raise ValueError(f"sample_top_p must lie in (0, 1], got {c.sample_top_p}")
+    if c.head in ('shell', 'vmf') and (c.sample_top_k or c.sample_top_p):
+        raise ValueError(f"the {c.head!r} head samples the shell exactly: sample_top_k and sample_top_p must be None")
+    if (n := sum(math.prod(s) for s in _state_shapes(c).values())) > MAX_PARAMS:
+        raise ValueError(f"this config makes {n / 1e9:.1f} billion parameters (limit {MAX_PARAMS / 1e9:.1f} billion)")
 
 # %% ../nbs/07_generator.ipynb #3d1dd41f
 class Block(nn.Module):
@@ -276,7 +317,7 @@ class Generator(nn.Module):
     "Class-conditional decoder-only transformer over Λ24 token grids in raster order."
     def __init__(self, config: GeneratorConfig):
         super().__init__()
-        c = self.config = config
+        c = self.config = config.validate()
         self.class_emb = nn.Embedding(c.n_classes + 1, c.d_model)             # +1: the "no class" label for guidance
         self.tok_emb = nn.Linear(24, c.d_model)                                # a token enters as its unit shell vector
         self.pos_emb = nn.Parameter(torch.zeros(c.seq_len, c.d_model))
@@ -358,6 +399,7 @@ Generator.sample = sample
 
 # %% ../nbs/07_generator.ipynb #7ca74254
 PRETRAINED = {'mnist-tiny': 'mnist-tiny-generator'}                           # name -> folder inside the package
+LATER_FIELDS = ('ce_backend', 'sample_cfg_scale', 'sample_temperature', 'sample_top_k', 'sample_top_p')   # added after the first generators were saved: missing = the default
 
 def pretrained_dir(name: str) -> Path:
     "The folder of a generator that ships with the package."
@@ -373,42 +415,100 @@ def tokenizer_fingerprint(tokenizer: nn.Module) -> str:
     return h.hexdigest()[:16]
 
 def save_pretrained(self: Generator, path, metrics: dict | None = None) -> Path:
-    "Write model.safetensors, config.json (and metrics.json) into the folder `path`."
+    "Write model.safetensors, its SHA-256, config.json and, if given, metrics.json into the folder `path`, each atomically."
     from safetensors.torch import save_file
+    self.config.validate()                                                    # never save a config that would not load
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    tmp = path / 'model.safetensors.tmp'                                      # write, then rename: never half a file
+    tmp = path / 'model.safetensors.tmp'
     save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(tmp))
-    tmp.replace(path / 'model.safetensors')
-    (path / 'config.json').write_text(json.dumps(asdict(self.config), indent=1))
-    if metrics is not None: (path / 'metrics.json').write_text(json.dumps(metrics, indent=1))
+    digest = _sha256(tmp)
+    replace_durably(tmp, path / 'model.safetensors')                          # temporary file, fsync, rename: never half a file
+    atomic_write(path / WEIGHTS_HASH, f"{digest}  model.safetensors\n")       # the tokenizer's scheme (chapter 06)
+    atomic_write(path / 'config.json', json.dumps(asdict(self.config), indent=1))
+    if metrics is not None: atomic_write(path / 'metrics.json', json.dumps(metrics, indent=1))
     return path
 
+# %% ../nbs/07_generator.ipynb #79934ffb
+def _read_config(path: Path) -> GeneratorConfig:
+    "The validated GeneratorConfig in path/config.json; ValueError naming what is wrong (nothing is built yet)."
+    file = path / 'config.json'
+    try: cfg = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"corrupt generator config {file}: {e}") from None
+    if not isinstance(cfg, dict): raise ValueError(f"corrupt generator config {file}: it must hold a JSON object of GeneratorConfig fields, got {json.dumps(cfg)[:40]}")
+    names = [f.name for f in fields(GeneratorConfig)]
+    if bad := sorted(set(cfg) - set(names)): raise ValueError(f"corrupt generator config {file}: unknown fields {bad}")
+    if missing := [k for k in names if k not in cfg and k not in LATER_FIELDS]: raise ValueError(f"corrupt generator config {file}: it lacks the fields {missing}")
+    try: return GeneratorConfig(**cfg)
+    except ValueError as e: raise ValueError(f"generator config {file}: {e}") from None
+
+def _check_weights(path: Path, config: GeneratorConfig) -> None:
+    "Compare model.safetensors' header (names, shapes, dtypes) with the tensors `config` implies, before anything is built."
+    from safetensors import safe_open
+    file = path / 'model.safetensors'
+    try:
+        with safe_open(str(file), 'pt') as st: have = {k: (tuple(st.get_slice(k).get_shape()), st.get_slice(k).get_dtype()) for k in st.keys()}
+    except Exception as e: raise ValueError(f"corrupt or truncated checkpoint {file}: {e}") from None
+    want = _state_shapes(config)
+    floating = lambda k: (d := _DTYPES.get(have[k][1])) is not None and d.is_floating_point
+    problems = [f'missing {s[:4]}' if (s := [k for k in want if k not in have]) else '',
+                f'unexpected {s[:4]}' if (s := [k for k in have if k not in want]) else '',
+                f'wrong shape or dtype {s[:4]}' if (s := [f'{k} {have[k][1]}{list(have[k][0])}, expected {list(want[k])}'
+                                                           for k in want if k in have and (have[k][0] != want[k] or not floating(k))]) else '']
+    if any(problems): raise ValueError(f"{file} does not match its config (config.json describes another model, or was edited): "
+                                       + '; '.join(p for p in problems if p))
+
+def _check_hash(path: Path) -> None:
+    "Compare model.safetensors with the SHA-256 saved beside it; a folder saved before hashes were recorded gets one warning."
+    hfile, wfile = path / WEIGHTS_HASH, path / 'model.safetensors'
+    if not hfile.is_file(): return _say_once(f"{path} has no {WEIGHTS_HASH} (saved before hashes were recorded): weights not verified")
+    want = (hfile.read_text(errors='replace').split() or [''])[0].lower()
+    if len(want) != 64: raise ValueError(f"{hfile} does not hold a SHA-256")
+    if _sha256(wfile) != want: raise ValueError(f"{wfile} does not match the SHA-256 in {hfile}: the weights were damaged or changed "
+                                                "after saving (or the save was interrupted); save or copy the generator again")
+
+def _read_metrics(path: Path) -> dict:
+    "path/metrics.json ({} if there is none, or, with one warning, if it is unreadable: it is optional)."
+    file = path / 'metrics.json'
+    if not file.is_file(): return {}
+    try: m = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e: m = e
+    if isinstance(m, dict): return m
+    _say_once(f"{file} is not a JSON object ({m}): skipped; it is optional, the generator itself is loaded")
+    return {}
+
+# %% ../nbs/07_generator.ipynb #94589a9b
 @classmethod
 def from_pretrained(cls, name_or_dir, device='cpu') -> Generator:
-    "Load a shipped generator by name ('mnist-tiny') or one saved with save_pretrained from its folder."
+    "Load a shipped generator by name ('mnist-tiny') or a folder from save_pretrained; all is checked before the model is built."
     from safetensors.torch import load_file
     path = pretrained_dir(name_or_dir) if name_or_dir in PRETRAINED else Path(name_or_dir)
     if not (path / 'config.json').is_file() or not (path / 'model.safetensors').is_file():
         raise ValueError(f"no generator at {str(name_or_dir)!r}: expected a folder with config.json and model.safetensors "
                          f"(from save_pretrained) or a shipped name {tuple(PRETRAINED)}")
-    try: config = GeneratorConfig(**json.loads((path / 'config.json').read_text()))
-    except (json.JSONDecodeError, TypeError) as e: raise ValueError(f"corrupt generator config {path / 'config.json'}: {e}") from None
+    config = _read_config(path)                                     # types and ranges of every field
+    _check_weights(path, config)                                    # names and shapes: still nothing is built
+    _check_hash(path)                                               # the bytes are the ones that were saved
     try: state = load_file(str(path / 'model.safetensors'), device=str(device))
     except Exception as e: raise ValueError(f"corrupt or truncated checkpoint {path / 'model.safetensors'}: {e}") from None
     model = cls(config).to(device)
-    try: model.load_state_dict(state)
-    except RuntimeError as e: raise ValueError(f"checkpoint {path} does not match its config: {str(e)[:300]}") from None
-    if (path / 'metrics.json').is_file(): model.metrics = json.loads((path / 'metrics.json').read_text())
+    load_state(model, state, f'checkpoint {path}')
+    model.metrics = _read_metrics(path)                             # optional: an unreadable one is a warning, never an error
     return model.eval()
 
 Generator.save_pretrained, Generator.from_pretrained = save_pretrained, from_pretrained
 
-def check_pair(generator: Generator, tokenizer: nn.Module) -> None:
+def check_pair(generator: Generator, tokenizer: nn.Module,
+               allow_unpaired: bool = False,   # a generator that records no fingerprint: accept this tokenizer (you vouch for it)
+               ) -> None:
     "ValueError unless the tokenizer is the one whose tokens the generator was trained on."
-    want = generator.config.tokenizer_fingerprint
-    if want and tokenizer_fingerprint(tokenizer) != want:
-        raise ValueError(f"this generator was trained on the tokens of tokenizer {generator.config.tokenizer!r} "
-                         f"(fingerprint {want}); the tokenizer given has fingerprint {tokenizer_fingerprint(tokenizer)}")
+    want, c = generator.config.tokenizer_fingerprint, generator.config
+    if not want:                                                     # no fingerprint is no evidence: refuse unless told
+        if allow_unpaired: return
+        raise ValueError(f"this generator records no tokenizer fingerprint, so nothing shows that the tokenizer given is the one "
+                         f"({c.tokenizer!r}) whose tokens it predicts; pass allow_unpaired=True if you know it is")
+    if (have := tokenizer_fingerprint(tokenizer)) != want:
+        raise ValueError(f"this generator was trained on the tokens of tokenizer {c.tokenizer!r} "
+                         f"(fingerprint {want}); the tokenizer given has fingerprint {have}")
 
 # %% ../nbs/07_generator.ipynb #9a570d92
 class ShellHead(nn.Module):

@@ -17,8 +17,9 @@ from .generator import Generator, GeneratorConfig, HEADS, check_labels, check_pa
 
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'STABILITY', 'STABILITY_MODEL', 'STABILITY_RECIPE', 'HEAD_RECIPE', 'encode_dataset', 'generator_loss',
-           'load_tokenizer', 'train_generator', 'generate_images', 'write_png', 'sample_grid', 'digit_classifier',
-           'classifier_score', 'cache_dir', 'cached_digit_classifier', 'test_features', 'evaluate_generator']
+           'load_tokenizer', 'check_resume_tokenizer', 'train_generator', 'generate_images', 'write_png', 'sample_grid',
+           'digit_classifier', 'classifier_score', 'cache_dir', 'cached_digit_classifier', 'test_features',
+           'evaluate_generator']
 
 # %% ../nbs/07c_generator_training.ipynb #c1b76c34
 TRAIN_PRESETS = dict(                     # training recipe per preset: steps, global batch, peak learning rate, warm-up
@@ -50,6 +51,16 @@ def load_tokenizer(tokenizer):
     from leech_explorer.tokenizer import Tokenizer
     return Tokenizer.from_pretrained(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
 
+def check_resume_tokenizer(ckpt: Path, fingerprint: str) -> None:
+    "ValueError unless the checkpoint `ckpt` was trained on the tokens of the tokenizer with this fingerprint."
+    from leech_explorer.train import checkpoint_metadata
+    saved = json.loads(checkpoint_metadata(ckpt)['model_config']).get('tokenizer_fingerprint') or '(none recorded)'
+    if saved != fingerprint:
+        raise ValueError(f"{ckpt} was trained on the tokens of the tokenizer with fingerprint {saved}; the tokenizer given has "
+                         f"fingerprint {fingerprint}: resume with the checkpoint's tokenizer, start a new run in another folder, "
+                         "or continue on these tokens on purpose with allow_changes=('tokenizer', 'tokenizer_fingerprint')")
+
+# %% ../nbs/07c_generator_training.ipynb #525bc9b6
 def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) or 'paper'
                     tokenizer='mnist-tiny',          # shipped tokenizer name, folder, or Tokenizer object
                     dataset: str = 'mnist',          # a labelled dataset name of leech_explorer.data.load_images
@@ -62,7 +73,9 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
                     seed: int = 0,                   # seeds model, data order and class dropout
                     n_images: int | None = None,     # train on an evenly spread subset of this many images (smoke runs)
                     progress: bool = True,           # tqdm bar
-                    train_overrides: dict | None = None,   # TrainConfig fields (batch_size, lr, grad_clip, ...)
+                    train_overrides: dict | None = None,   # TrainConfig fields (batch_size, lr, grad_clip, ckpt_every, ...)
+                    allow_changes: tuple = (),       # resume: settings that may differ from the checkpoint's, e.g. ('lr',)
+                    callback=None,                   # (step, logs) after every step; may raise to stop the run
                     **config_overrides,              # GeneratorConfig fields (d_model, z_loss, ...)
                     ) -> Path:                       # the folder of the trained generator (out/'generator')
     "Train a class-conditional generator on a tokenizer's tokens; save it with save_pretrained and return its folder."
@@ -75,6 +88,9 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
         if head not in HEADS: raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         config_overrides['head'] = head
     tok = load_tokenizer(tokenizer).to(device).eval()
+    fingerprint, ckpt = tokenizer_fingerprint(tok), Path(out) / 'last.safetensors'
+    allow = (allow_changes,) if isinstance(allow_changes, str) else tuple(allow_changes)
+    if resume and ckpt.exists() and 'tokenizer_fingerprint' not in allow: check_resume_tokenizer(ckpt, fingerprint)   # before any work
     images = load_images(dataset, 'train')
     if n_images is not None:
         if n_images < 1: raise ValueError(f"n_images must be a positive integer, got {n_images}")
@@ -82,7 +98,7 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
     data = encode_dataset(tok, images)
     config = GeneratorConfig.preset(preset, grid=tuple(data.tensors[0].shape[1:]), n_classes=int(data.tensors[1].max()) + 1,
                                     tokenizer=str(tokenizer) if isinstance(tokenizer, (str, Path)) else 'custom',
-                                    tokenizer_fingerprint=tokenizer_fingerprint(tok), **config_overrides)
+                                    tokenizer_fingerprint=fingerprint, **config_overrides)
     torch.manual_seed(seed)
     model = Generator(config)
     recipe = {**TRAIN_PRESETS[preset], **({'steps': steps} if steps else {}), **(train_overrides or {})}
@@ -90,7 +106,7 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
     opt = lambda m, c: make_optimizer(m, optimizer, lr=c.lr, weight_decay=c.weight_decay, betas=c.betas, seed=c.seed)
     t0, cpu0 = time.perf_counter(), time.process_time()
     result = train(model, data, cfg, out=out, resume=resume, loss_fn=generator_loss, make_optimizer=opt,
-                   model_config=asdict(config), progress=progress)
+                   model_config=asdict(config), progress=progress, allow_changes=allow, callback=callback)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     metrics = dict(preset=preset, optimizer=optimizer, dataset=dataset, steps=result['step'], train_seconds=round(seconds, 1),
                    train_cpu_seconds=round(cpu_seconds, 1), threads=torch.get_num_threads(),
@@ -101,16 +117,18 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
 # %% ../nbs/07c_generator_training.ipynb #ffc6d96c
 @torch.no_grad()
 def generate_images(generator: Generator, tokenizer, labels, batch_size: int = 100,
+                    allow_unpaired: bool = False,   # a generator that records no tokenizer fingerprint: use this tokenizer anyway
                     **sample_kw,              # cfg_scale, temperature, top_k, top_p, seed; left out: the generator's recommendation
                     ) -> Tensor:
     "Sample token grids for the labels and decode them with the tokenizer: images (B, C, H, W) in [0, 1]."
     tokenizer = load_tokenizer(tokenizer)
-    check_pair(generator, tokenizer)
+    check_pair(generator, tokenizer, allow_unpaired)
     labels = check_labels(labels, generator.config.n_classes)
     sample_kw = generator.config.sampling | sample_kw                         # what the caller says overrides the config
     seed, out, stats = sample_kw.pop('seed', 0), [], dict(tokens=0, invalid=0)
     for i in range(0, len(labels), batch_size):
-        out.append(tokenizer.decode(generator.sample(labels[i:i + batch_size], seed=seed + i, **sample_kw)).clamp(0, 1).cpu())
+        grids = generator.sample(labels[i:i + batch_size], seed=None if seed is None else seed + i, **sample_kw)   # None: unseeded
+        out.append(tokenizer.decode(grids).clamp(0, 1).cpu())
         stats = {k: v + generator.sample_stats[k] for k, v in stats.items()}
     generator.sample_stats = stats                                            # totals over all batches
     return torch.cat(out)

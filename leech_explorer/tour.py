@@ -383,6 +383,7 @@ def render_report(steps: list[Step], info: dict) -> str:
     parts.append(f"<p class='meta'>Reproduce: <code>{e(str(info.get('command', '')))}</code></p></body></html>")
     return '\n'.join(parts)
 
+# %% ../nbs/08_tour.ipynb #6eb18f38
 def summary_table(steps: list[Step]) -> str:
     "The plain-text table the terminal shows at the end of the tour."
     w = max((len(k) for s in steps for k, _ in s.rows), default=0)

@@ -29,8 +29,8 @@ class TrainConfig:
     lr: float = 1e-3             # peak learning rate, reached at the end of warm-up
     min_lr_ratio: float = 0.1    # cosine decays to lr * min_lr_ratio, not to zero: the last steps still learn
     warmup: int = 100            # linear warm-up steps: Adam's moment estimates are noisy at first
-    weight_decay: float = 1e-4   # AdamW decay on matrices only (the paper's tokenizer value); biases and norms are not decayed
-    betas: tuple = (0.9, 0.99)   # AdamW betas (the paper's tokenizer recipe)
+    weight_decay: float = 1e-4   # AdamW decay on matrices only (the paper's tokenizer config*); biases and norms are not decayed
+    betas: tuple = (0.9, 0.99)   # AdamW betas (* imagenet_256x256_l24sq_stylegan_f8_fp16.yaml in the paper's public code)
     grad_clip: float = 1.0       # clip the global gradient norm; 0 turns it off
     ema: float = 0.0             # EMA decay of the weights (e.g. 0.999); 0 turns it off
     log_every: int = 50          # record (and show) the losses every this many steps

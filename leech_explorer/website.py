@@ -434,6 +434,7 @@ def _pages(files: list[Path], nbs: list, solutions: dict[str, Path], titles: dic
     return pages + [dict(file=f'{stem}_solutions.html', notebook=f'solutions/{s.name}', title=titles[stem], kind='solutions',
                          part=_part(stem), number=stem.split('_')[0], chapter=f'{stem}.html') for stem, s in solutions.items()]
 
+# %% ../nbs/98_site.ipynb #67af12d9
 def build_site(out: str | Path = 'site',              # folder to write the site to (created, or refreshed)
                src: str | Path | None = None,        # folder with nbs/, or the notebooks' folder; default: `site_root()`
                notebooks: list[str] | None = None,   # notebook file names to include; default: all of them

@@ -67,6 +67,8 @@ def test_version():
     (['train-generator', '--tokenizer', '/no/such/tokenizer'], 'does not exist'),
     (['train-generator', '--optimizer', 'sgd'], 'invalid choice'),
     (['train-generator', '--out', '{tmp}/file'], 'is a file, not a folder'),
+    (['train-generator', '--ckpt-every', '-5'], 'expected an integer >= 0'),
+    (['train-tokenizer', '--out', '{tmp}/new', '--allow-changes', 'lr'], '--allow-changes applies only with --resume'),
     (['sample', '--generator', '/no/such/generator'], 'does not exist'),
     (['sample', '--generator', '{tmp}/half'], 'has no model.safetensors'),
     (['sample', '--n-per-label', '0'], 'positive integer'),
@@ -162,7 +164,7 @@ def test_tour_quick(tmp_path):
 def small_tokenizer(tmp_path_factory):
     "A tokenizer trained for 2 steps on sklearn's 8x8 digits (2x2 tokens per image): enough to test the plumbing."
     out = tmp_path_factory.mktemp('tokenizer') / 'tok'
-    r = run('train-tokenizer', '--dataset', 'digits', '--steps', '2', '--out', str(out), '--seed', '3')
+    r = run('train-tokenizer', '--dataset', 'digits', '--steps', '2', '--out', str(out), '--seed', '3', '--ckpt-every', '1')
     assert r.returncode == 0, r.stderr[-2000:]
     return out, r.stdout
 
@@ -171,6 +173,8 @@ def test_train_tokenizer(small_tokenizer):
     out, stdout = small_tokenizer
     assert (out / 'config.json').is_file() and (out / 'model.safetensors').is_file() and 'test PSNR' in stdout
     assert json.loads((out / 'metrics.json').read_text())['steps'] == 2
+    from leech_explorer.train import checkpoint_metadata
+    assert json.loads(checkpoint_metadata(out / 'last.safetensors')['config'])['ckpt_every'] == 1   # --ckpt-every reached train
 
 
 def test_eval_tokenizer(small_tokenizer, tmp_path):
@@ -183,8 +187,11 @@ def test_eval_tokenizer(small_tokenizer, tmp_path):
 
 def test_train_generator_and_sample(small_tokenizer, tmp_path):
     tok = str(small_tokenizer[0])
-    r = run('train-generator', '--tokenizer', tok, '--dataset', 'digits', '--steps', '2', '--out', str(tmp_path / 'run'))
+    r = run('train-generator', '--tokenizer', tok, '--dataset', 'digits', '--steps', '2', '--out', str(tmp_path / 'run'),
+            '--ckpt-every', '0')
     assert r.returncode == 0, r.stderr[-2000:]
+    from leech_explorer.train import checkpoint_metadata
+    assert json.loads(checkpoint_metadata(tmp_path / 'run' / 'last.safetensors')['config'])['ckpt_every'] == 0
     gen = tmp_path / 'run' / 'generator'
     assert (gen / 'config.json').is_file() and (gen / 'model.safetensors').is_file()
     png = tmp_path / 'grid.png'
@@ -203,6 +210,29 @@ def test_train_generator_and_sample(small_tokenizer, tmp_path):
     assert r.returncode == 0 and 'cfg_scale 1.5,' in r.stdout and 'temperature 1.0 (recommended)' in r.stdout, r.stdout
     r = run('sample', '--generator', str(gen), '--tokenizer', tok, '--labels', '12', '--out', str(png))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_killed_training_resumes(tmp_path):
+    """`train-tokenizer` killed (SIGKILL) mid-run leaves an automatic checkpoint (every 5% of the run, so every 20 of 400
+    steps); `--resume` finishes the run, and the result loads."""
+    from leech_explorer.train import checkpoint_metadata
+    from leech_explorer.tokenizer import Tokenizer
+    out = tmp_path / 'tok'
+    args = ['train-tokenizer', '--dataset', 'digits', '--steps', '400', '--out', str(out)]
+    proc = subprocess.Popen([str(SCRIPT), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ckpt, t0 = out / 'last.safetensors', time.time()
+    try:
+        while not ckpt.exists() and proc.poll() is None and time.time() - t0 < 180: time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL); output = proc.communicate()[0].decode(errors='replace')
+    assert ckpt.exists(), f'no checkpoint after {time.time() - t0:.0f} s: ' + output[-2000:]
+    step = int(checkpoint_metadata(ckpt)['step'])                    # complete and readable, however it was killed
+    assert 20 <= step < 400, step
+    r = run(*args, '--resume')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'after 400 steps' in r.stdout, r.stdout
+    assert json.loads((out / 'metrics.json').read_text())['steps'] == 400
+    Tokenizer.from_pretrained(out)
 
 
 def read_gray_png(path) -> tuple[int, int, list]:

@@ -32,7 +32,8 @@ SMOKE = dict(RECIPE, steps=6, batch_size=8, warmup=2, lrs=(2e-3, 4e-3), seeds=(0
 
 def job_name(j: dict) -> str:
     long = f"__x{j['long']}" if j.get('long', 1) != 1 else ''
-    return f"{j['dataset']}__{j['variant']}__{j['estimator']}__s{j['seed']}__lr{j['lr']:g}{long}".replace(' ', '_').replace('/', '-')
+    name = f"{j['dataset']}__{j['variant']}__{j['estimator']}__s{j['seed']}__lr{j['lr']:g}{long}"
+    return name.replace('Λ', 'L').replace(' + ', '+').replace(' ', '_').replace('/', '-')        # ASCII file names
 
 
 def all_jobs(recipe: dict, done: dict) -> tuple[list[dict], int]:
@@ -58,7 +59,7 @@ def finished(out: Path) -> dict:
     for p in out.glob('*.json'):
         try: r = json.loads(p.read_text())
         except json.JSONDecodeError: continue
-        res[p.stem] = r
+        res[job_name(r)] = r                                    # keyed by what the run is, whatever its file is called
     return res
 
 
