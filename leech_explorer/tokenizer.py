@@ -349,10 +349,11 @@ def lpips_weights_cached() -> bool:
     "Whether the AlexNet weights that LPIPS needs are in the torch hub cache (then LPIPS runs offline); False when system data is hidden."
     return system_data_allowed() and (Path(torch.hub.get_dir()) / 'checkpoints' / 'alexnet-owt-7be5be79.pth').is_file()
 
-def load_lpips(mode: str = 'auto') -> nn.Module | None:
+def load_lpips(mode: str = 'auto', warn: bool = True) -> nn.Module | None:
     "The real LPIPS (AlexNet) module, or None when its backbone weights are unavailable (mode 'auto') or not wanted."
     if mode in ('none', 'fallback'): return None
     if mode == 'auto' and not lpips_weights_cached():
+        if not warn: return None                     # a caller that reports lpips=None needs no note about the loss
         _say_once("LPIPS backbone weights are not cached (no network?): the perceptual loss uses the gradient-L1 "
                   "fallback, and no LPIPS is reported. See the README to make real LPIPS work offline.")
         return None
@@ -488,7 +489,7 @@ def evaluate_tokenizer(tokenizer: Tokenizer,       # a trained tokenizer
     if n == 0: raise ValueError("the dataset is empty: nothing to evaluate")
     tokenizer.eval(); dev = device or next(tokenizer.parameters()).device
     tokenizer.to(dev)
-    lp = load_lpips('auto')
+    lp = load_lpips('auto', warn=False)              # no weights: lpips is reported as None
     ps, ss, lps, idx, keep_x, keep_r = [], [], [], [], [], []
     from tqdm.auto import tqdm
     for s in tqdm(range(0, n, batch_size), disable=not progress, desc='evaluate'):
