@@ -78,30 +78,6 @@ def projections(dim: int,           # width of the input (the encoder's output)
 
 class DropIn(nn.Module):
     "Base of the course's quantizers: vector-quantize-pytorch's call conventions around `quantize_tokens` and `lookup_codes`."
-    def init_dropin(self,
-                    dim: int | None,              # input width; None = codebook_dim (no projection)
-                    codebook_dim: int,            # width of the codes
-                    codebook_size: int,           # number of codes
-                    channel_first: bool | None,   # None: 4-D/5-D inputs are channel-first maps (LFQ); True/False: always/never
-                    accept_image_fmap: bool = False,  # VectorQuantize's spelling of channel_first=True
-                   ) -> None:
-        dim = codebook_dim if dim is None else dim
-        if not isinstance(dim, int) or dim < 1: raise ValueError(f"dim must be a positive integer, got {dim}")
-        if channel_first not in (None, True, False): raise ValueError(f"channel_first must be None, True or False, got {channel_first!r}")
-        if accept_image_fmap:
-            if channel_first is False: raise ValueError("accept_image_fmap=True contradicts channel_first=False")
-            channel_first = True
-        self.dim, self.codebook_dim, self.channel_first, self._codebook_size = dim, codebook_dim, channel_first, codebook_size
-        self.project_in, self.project_out = projections(dim, codebook_dim)
-
-    @property
-    def codebook_size(self) -> int:
-        "Number of codes (read-only)."
-        return self._codebook_size
-
-    @property
-    def has_projections(self) -> bool: return self.dim != self.codebook_dim
-
     def quantize_tokens(self, h: Tensor) -> tuple[Tensor, Tensor, Tensor, LossBreakdown]:
         "Codes (straight-through), indices, aux_loss and its breakdown for tokens h (..., codebook_dim); subclasses write it."
         raise NotImplementedError
@@ -135,22 +111,52 @@ class DropIn(nn.Module):
         ret = QuantizerOutput(to_channel_first(out, cf), indices, aux_loss)
         return (ret, parts) if return_loss_breakdown else ret
 
-    def indices_to_codes(self,
-                         indices: Tensor,           # (...) integer; MASKED_INDEX gives a zero vector
-                         project_out: bool = True,  # map the codes back to `dim` (as `forward` does)
-                        ) -> Tensor:
-        "Codes of indices, laid out like `forward`'s output: (B, H, W) -> (B, D, H, W) unless channel_first=False; else (..., D)."
-        if not isinstance(indices, Tensor): raise ValueError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
-        pad = indices == MASKED_INDEX
-        codes = self.lookup_codes(indices.masked_fill(pad, 0))              # (..., codebook_dim)
-        if project_out: codes = self.project_out(codes)
-        codes = codes.masked_fill(pad[..., None], 0.)
-        return to_channel_first(codes, is_channel_first(indices.ndim + 1, self.channel_first))
+# %% ../nbs/03_interface.ipynb #c4d1a2b4
+# ---------------------------------------------------------------- setting up: widths, layout, projections
 
-    def get_codes_from_indices(self, indices: Tensor) -> Tensor:
-        "VectorQuantize's name: codes at the codebook's width (no projection), in `indices_to_codes`'s layout."
-        return self.indices_to_codes(indices, project_out=False)
+def _init_dropin(self,
+                 dim: int | None,              # input width; None = codebook_dim (no projection)
+                 codebook_dim: int,            # width of the codes
+                 codebook_size: int,           # number of codes
+                 channel_first: bool | None,   # None: 4-D/5-D inputs are channel-first maps (LFQ); True/False: always/never
+                 accept_image_fmap: bool = False,  # VectorQuantize's spelling of channel_first=True
+                ) -> None:
+    "Set up a quantizer: input and code widths, the layout rule, and the projections between the widths."
+    dim = codebook_dim if dim is None else dim
+    if not isinstance(dim, int) or dim < 1: raise ValueError(f"dim must be a positive integer, got {dim}")
+    if channel_first not in (None, True, False): raise ValueError(f"channel_first must be None, True or False, got {channel_first!r}")
+    if accept_image_fmap:
+        if channel_first is False: raise ValueError("accept_image_fmap=True contradicts channel_first=False")
+        channel_first = True
+    self.dim, self.codebook_dim, self.channel_first, self._codebook_size = dim, codebook_dim, channel_first, codebook_size
+    self.project_in, self.project_out = projections(dim, codebook_dim)
 
-    def get_output_from_indices(self, indices: Tensor) -> Tensor:
-        "VectorQuantize's name for `indices_to_codes(indices)`: what `forward` would output for these indices."
-        return self.indices_to_codes(indices)
+DropIn.init_dropin = _init_dropin
+DropIn.codebook_size = property(lambda self: self._codebook_size, doc='Number of codes (read-only).')
+DropIn.has_projections = property(lambda self: self.dim != self.codebook_dim, doc='Whether `dim` differs from `codebook_dim`.')
+
+# %% ../nbs/03_interface.ipynb #c4d1a2b6
+# ---------------------------------------------------------------- from indices back to codes
+
+def _indices_to_codes(self,
+                      indices: Tensor,           # (...) integer; MASKED_INDEX gives a zero vector
+                      project_out: bool = True,  # map the codes back to `dim` (as `forward` does)
+                     ) -> Tensor:
+    "Codes of indices, laid out like `forward`'s output: (B, H, W) -> (B, D, H, W) unless channel_first=False; else (..., D)."
+    if not isinstance(indices, Tensor): raise ValueError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
+    pad = indices == MASKED_INDEX
+    codes = self.lookup_codes(indices.masked_fill(pad, 0))              # (..., codebook_dim)
+    if project_out: codes = self.project_out(codes)
+    codes = codes.masked_fill(pad[..., None], 0.)
+    return to_channel_first(codes, is_channel_first(indices.ndim + 1, self.channel_first))
+
+def _get_codes_from_indices(self, indices: Tensor) -> Tensor:
+    "VectorQuantize's name: codes at the codebook's width (no projection), in `indices_to_codes`'s layout."
+    return self.indices_to_codes(indices, project_out=False)
+
+def _get_output_from_indices(self, indices: Tensor) -> Tensor:
+    "VectorQuantize's name for `indices_to_codes(indices)`: what `forward` would output for these indices."
+    return self.indices_to_codes(indices)
+
+DropIn.indices_to_codes, DropIn.get_codes_from_indices, DropIn.get_output_from_indices = (
+    _indices_to_codes, _get_codes_from_indices, _get_output_from_indices)

@@ -298,6 +298,12 @@ def head_cost_benchmark(dims=(128, 512),      # hidden widths d of the generator
     try: return _head_rows(dims, tokens, dev, repeats, seed, clock, timer)
     finally: torch.set_num_threads(threads)
 
+def _heads(d: int, y: Tensor) -> dict:
+    "The three heads on hidden width d, each a layer and its loss(output) against targets y: one 196,560-way cross-entropy."
+    return {'full': (torch.nn.Linear(d, SHELL_SIZE), lambda out: torch.nn.functional.cross_entropy(out, y)),
+            'shell': (torch.nn.Linear(d, 24 * 9), lambda out: -shell_log_prob(out.view(-1, 24, 9), y).mean()),
+            'vmf': (torch.nn.Linear(d, 24), lambda out: -shell_log_prob(linear_theta(out), y).mean())}
+
 def _head_rows(dims, tokens: int, dev: torch.device, repeats: int, seed: int, clock: str, timer) -> list[dict]:
     "The timed rows of `head_cost_benchmark`, one per (d, head)."
     gen = torch.Generator().manual_seed(seed)
@@ -305,11 +311,8 @@ def _head_rows(dims, tokens: int, dev: torch.device, repeats: int, seed: int, cl
     for d in dims:
         h = torch.randn(tokens, d, generator=gen).to(dev).requires_grad_()
         y = torch.randint(0, SHELL_SIZE, (tokens,), generator=gen).to(dev)
-        heads = {'full': (torch.nn.Linear(d, SHELL_SIZE), lambda out: torch.nn.functional.cross_entropy(out, y)),
-                 'shell': (torch.nn.Linear(d, 24 * 9), lambda out: -shell_log_prob(out.view(-1, 24, 9), y).mean()),
-                 'vmf': (torch.nn.Linear(d, 24), lambda out: -shell_log_prob(linear_theta(out), y).mean())}
         seconds = {}
-        for name, (layer, loss_fn) in heads.items():
+        for name, (layer, loss_fn) in _heads(d, y).items():
             layer = layer.to(dev)
             def step():
                 h.grad = None; layer.zero_grad(set_to_none=True)

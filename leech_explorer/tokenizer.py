@@ -17,12 +17,13 @@ from safetensors.torch import save_file, load_file
 from .codebook import ESTIMATORS
 from .quantizer import LeechQuantizer, shell_subset
 from .baselines import BSQuantizer, VectorQuantizer, MAX_BSQ_BITS
+from .multiscale import MultiScaleQuantizer, check_scales, GAINS
 from .data import load_images, system_data_allowed
 from .train import TrainConfig, train, load_state, atomic_write, replace_durably
 from .metrics import psnr, ssim, code_usage, inception_features, fid_from_features, image_grid
 
 # %% auto #0
-__all__ = ['QUANTIZERS', 'SUBSETS', 'PRESETS', 'MAX_VQ_CODES', 'LIMITS', 'MAX_PARAMS', 'IMAGE_TOL', 'TokenizerOutput',
+__all__ = ['QUANTIZERS', 'SUBSETS', 'PRESETS', 'MAX_VQ_CODES', 'LIMITS', 'MAX_PARAMS', 'TokenizerOutput', 'IMAGE_TOL',
            'PRETRAINED_DIR', 'PRETRAINED', 'WEIGHTS_HASH', 'LATER_FIELDS', 'TRAIN_PRESETS', 'EXPERIMENT_VARIANTS',
            'EXPERIMENT_RECIPE', 'TokenizerConfig', 'tokenizer_config', 'check_config', 'make_quantizer', 'ViT',
            'Tokenizer', 'lpips_weights_cached', 'load_lpips', 'gradient_l1', 'lpips_distance', 'PatchDiscriminator',
@@ -54,11 +55,19 @@ class TokenizerConfig:
     gan_weight: float = 0.01      # adversarial term (paper: 0.1), after `gan_start` steps; weak here: MNIST needs little sharpening, and it costs PSNR
     gan_start: int = 450          # reconstruction-only warm-up: a discriminator facing blurry early outputs wins too easily
     disc_width: int = 16          # channels of the patch discriminator's first layer
+    scales: tuple = ()            # multi-scale tokens (chapter 04b): token-grid sides, coarse to fine, ending at `grid`; () = one scale
+    gains: str = 'unit'           # multi-scale: factor on each scale's unit codes, 'unit' or 'decay' (chapter 04b)
+    prefix_prob: float = 0.0      # multi-scale: share of training batches decoded from a random prefix of scales (chapter 04b)
+
+    def __post_init__(self):
+        if isinstance(self.scales, list): self.scales = tuple(self.scales)    # config.json holds a list
 
     @property
     def latent_dim(self) -> int: return self.bits if self.quantizer == 'bsq' else 24
     @property
     def grid(self) -> int: return self.image_size // self.patch        # tokens per side
+    @property
+    def n_tokens(self) -> int: return sum(s * s for s in self.scales) if self.scales else self.grid ** 2   # per image
 
     def validate(self) -> 'TokenizerConfig':
         "Raise ValueError naming the first field with a wrong type or an impossible value (see `check_config`); returns self."
@@ -87,6 +96,7 @@ MAX_PARAMS = 2 ** 31           # the two transformers' weights: 8 GB of float32 
 def check_config(c: TokenizerConfig) -> None:
     "ValueError naming the first field of `c` with a wrong type or an impossible value; runs before anything is allocated."
     for f in fields(c):
+        if f.name == 'scales': continue                                   # a tuple of ints: checked below
         v, kind = getattr(c, f.name), type(f.default)                     # every field's default shows its type
         ok = isinstance(v, (int, float) if kind is float else kind) and not isinstance(v, bool)
         if not ok: raise ValueError(f"{f.name} must be {dict(int='an integer', float='a number', str='a string')[kind.__name__]}, got {v!r}")
@@ -104,6 +114,11 @@ def check_config(c: TokenizerConfig) -> None:
     if c.quantizer == 'leech' and c.codebook_size > 196560: raise ValueError(f"a Leech codebook has 2 to 196,560 codes, got {c.codebook_size}")
     if c.quantizer == 'leech' and c.codebook_size < 196560 and c.codebook_size % 2:
         raise ValueError(f"a Leech sub-codebook holds antipodal pairs: codebook_size must be even, got {c.codebook_size}")
+    if c.scales or not isinstance(c.scales, tuple):
+        try: check_scales(c.scales, c.grid)
+        except ValueError as e: raise ValueError(f"scales: {e}") from None
+    if c.gains not in GAINS: raise ValueError(f"gains must be one of {GAINS}, got {c.gains!r}")
+    if c.prefix_prob > 1: raise ValueError(f"prefix_prob must lie in [0, 1], got {c.prefix_prob}")
     if (n := 2 * c.depth * (4 + 2 * c.mlp_ratio) * c.width ** 2) > MAX_PARAMS:
         raise ValueError(f"width {c.width} and depth {c.depth} make ~{n / 1e9:.0f} billion parameters (limit {MAX_PARAMS / 1e9:.1f} billion)")
 
@@ -111,7 +126,12 @@ def check_config(c: TokenizerConfig) -> None:
 def make_quantizer(cfg: TokenizerConfig,
                    subset: Tensor | None = None,   # leech sub-codebook: these shell indices (a saved tokenizer's), not a new draw
                   ) -> nn.Module:
-    "The quantizer that `cfg` names; tokens are channel-last (B, N, 24), so index grids decode to (B, h, w, 24) codes."
+    "The quantizer that `cfg` names, over its scales if it has several (chapter 04b's `MultiScaleQuantizer`)."
+    q = _one_scale_quantizer(cfg, subset)
+    return MultiScaleQuantizer(q, cfg.scales, cfg.gains, cfg.prefix_prob) if cfg.scales else q
+
+def _one_scale_quantizer(cfg: TokenizerConfig, subset: Tensor | None) -> nn.Module:
+    "Tokens are channel-last (B, N, 24), so index grids decode to (B, h, w, 24) codes."
     est = dict(channel_first=False, estimator=cfg.estimator)
     if cfg.quantizer == 'leech':
         if cfg.codebook_size == 196560: return LeechQuantizer(None, **est)
@@ -148,10 +168,9 @@ class ViT(nn.Module):
         return self.norm(x)
 
 # %% ../nbs/06_tokenizer.ipynb #7d330c30
-IMAGE_TOL = 0.05           # check_images: resampling may overshoot [0, 1] a little; 0-255 or [-1, 1] images are far outside
-
 TokenizerOutput = namedtuple('TokenizerOutput', ['recon', 'indices', 'aux_loss'])
-TokenizerOutput.__doc__ = "recon (B, C, H, W) images, indices (B, h, w) tokens, aux_loss scalar (the quantizer's)."
+TokenizerOutput.__doc__ = ("recon (B, C, H, W) images, indices (B, h, w) tokens (multi-scale: (B, n), every scale flattened), "
+                           "aux_loss scalar (the quantizer's).")
 
 class Tokenizer(nn.Module):
     "ViT encoder -> linear to d -> quantizer on the sphere -> linear -> ViT decoder (Λ24-SQ, BSQ or VQ)."
@@ -171,21 +190,6 @@ class Tokenizer(nn.Module):
     @property
     def codebook_size(self) -> int: return self.quantizer.codebook_size
 
-    def check_images(self, images: Tensor) -> Tensor:
-        "ValueError unless images is a float tensor (B, C, H, W) of this tokenizer's channels and size, with values in [0, 1]."
-        c = self.config; want = (c.channels, c.image_size, c.image_size)
-        if not isinstance(images, Tensor) or not images.is_floating_point():
-            raise ValueError(f"images must be a float tensor (B, {c.channels}, {c.image_size}, {c.image_size}) in [0, 1]")
-        if images.ndim != 4 or tuple(images.shape[1:]) != want:
-            raise ValueError(f"this tokenizer takes images (B, {c.channels}, {c.image_size}, {c.image_size}), got {tuple(images.shape)}"
-                             + (" (use load_images(..., size=...) to resize)" if images.ndim == 4 else ""))
-        if len(images) == 0: raise ValueError("empty batch of images")
-        lo, hi = (float(v) for v in torch.aminmax(images.detach()))            # one pass, two numbers
-        if not (-IMAGE_TOL <= lo and hi <= 1 + IMAGE_TOL):                     # also false for NaN
-            hint = (' (0-255 pixels? divide by 255)' if hi > 2 else ' ([-1, 1] images? use (x + 1) / 2)' if lo < -IMAGE_TOL else '')
-            raise ValueError(f"images must lie in [0, 1], got values from {lo:.4g} to {hi:.4g}{hint}")
-        return images
-
     def latents(self, images: Tensor) -> Tensor:
         "Encoder output before quantization, (B, N, d)."
         p = self.config.patch
@@ -202,28 +206,73 @@ class Tokenizer(nn.Module):
     def forward(self, images: Tensor) -> TokenizerOutput:
         "images (B, C, H, W) in [0, 1] -> TokenizerOutput(recon (B, C, H, W), indices (B, h, w), aux_loss)."
         z = self.latents(images)                                  # (B, N, d)
+        if self.config.scales: return _forward_scales(self, z)
         quantized, indices, aux_loss = self.quantizer(z)          # unit codes (straight-through), (B, N), scalar
         if not self.training: quantized = self.quantizer.indices_to_codes(indices)   # exactly what decode() sees
         recon = self.decode_codes(quantized)
         return TokenizerOutput(recon, rearrange(indices, 'b (h w) -> b h w', h=self.config.grid), aux_loss)
 
     def encode(self, images: Tensor) -> Tensor:
-        "Token indices (B, h, w), int64."
+        "Token indices (B, h, w), int64; multi-scale: a list of (B, s, s) grids, one per scale."
+        if self.config.scales: return _encode_scales(self, self.latents(images))
         return self.quantizer(self.latents(images)).indices.reshape(-1, self.config.grid, self.config.grid)
 
     def decode(self, indices: Tensor) -> Tensor:
-        "Images (B, C, H, W) from token indices (B, h, w)."
+        "Images (B, C, H, W) from token indices (B, h, w); multi-scale: the grids of the first k scales, or their flat row (B, n)."
+        if self.config.scales: return _decode_scales(self, indices)
         g = self.config.grid
         if not isinstance(indices, Tensor) or indices.ndim != 3 or tuple(indices.shape[1:]) != (g, g):
             raise ValueError(f"indices must be a tensor (B, {g}, {g}), got {getattr(indices, 'shape', type(indices))}")
         codes = self.quantizer.indices_to_codes(indices.to(self.to_pixels.weight.device))    # checks the range
         return self.decode_codes(rearrange(codes, 'b h w d -> b (h w) d').to(self.to_pixels.weight.dtype))
 
+# %% ../nbs/06_tokenizer.ipynb #0192e3b2
+def _latent_map(self: Tokenizer, z: Tensor) -> Tensor: return rearrange(z, 'b (h w) d -> b d h w', h=self.config.grid)
+
+def _forward_scales(self: Tokenizer, z: Tensor) -> TokenizerOutput:
+    f, grids, aux = self.quantizer(_latent_map(self, z))              # (B, d, g, g) sum of upsampled codes, grids, aux
+    if not self.training: f = self.quantizer.codes(grids)             # exactly what decode() sees
+    return TokenizerOutput(self.decode_codes(rearrange(f, 'b d h w -> b (h w) d')), self.quantizer.flatten(grids), aux)
+
+def _encode_scales(self: Tokenizer, z: Tensor) -> list[Tensor]:
+    q, was = self.quantizer, self.quantizer.training
+    q.eval()                                                           # every scale, never a training prefix
+    try: return q(_latent_map(self, z))[1]
+    finally: q.train(was)
+
+def _decode_scales(self: Tokenizer, indices) -> Tensor:
+    if isinstance(indices, Tensor) and indices.ndim == 2: indices = self.quantizer.unflatten(indices)
+    dev = self.to_pixels.weight.device
+    grids = [g.to(dev) for g in self.quantizer.check_grids(indices)]   # a prefix of the schedule; indices range-checked below
+    f = self.quantizer.codes(grids).to(self.to_pixels.weight.dtype)
+    return self.decode_codes(rearrange(f, 'b d h w -> b (h w) d'))
+
+# %% ../nbs/06_tokenizer.ipynb #2cb93412
+IMAGE_TOL = 0.05           # check_images: resampling may overshoot [0, 1] a little; 0-255 or [-1, 1] images are far outside
+
+def _check_images(self, images: Tensor) -> Tensor:
+    "ValueError unless images is a float tensor (B, C, H, W) of this tokenizer's channels and size, with values in [0, 1]."
+    c = self.config; want = (c.channels, c.image_size, c.image_size)
+    if not isinstance(images, Tensor) or not images.is_floating_point():
+        raise ValueError(f"images must be a float tensor (B, {c.channels}, {c.image_size}, {c.image_size}) in [0, 1]")
+    if images.ndim != 4 or tuple(images.shape[1:]) != want:
+        raise ValueError(f"this tokenizer takes images (B, {c.channels}, {c.image_size}, {c.image_size}), got {tuple(images.shape)}"
+                         + (" (use load_images(..., size=...) to resize)" if images.ndim == 4 else ""))
+    if len(images) == 0: raise ValueError("empty batch of images")
+    lo, hi = (float(v) for v in torch.aminmax(images.detach()))            # one pass, two numbers
+    if not (-IMAGE_TOL <= lo and hi <= 1 + IMAGE_TOL):                     # also false for NaN
+        hint = (' (0-255 pixels? divide by 255)' if hi > 2 else ' ([-1, 1] images? use (x + 1) / 2)' if lo < -IMAGE_TOL else '')
+        raise ValueError(f"images must lie in [0, 1], got values from {lo:.4g} to {hi:.4g}{hint}")
+    return images
+
+Tokenizer.check_images = _check_images
+
 # %% ../nbs/06_tokenizer.ipynb #33657b7d
 PRETRAINED_DIR = Path(__file__).parent / 'pretrained' if '__file__' in globals() else Path('../leech_explorer/pretrained')
-PRETRAINED = {'mnist-tiny': 'mnist-tiny-tokenizer'}         # names of the tokenizers that ship inside the package
+PRETRAINED = {'mnist-tiny': 'mnist-tiny-tokenizer',        # names of the tokenizers that ship inside the package
+              'mnist-tiny-ms': 'mnist-tiny-ms-tokenizer'}   # its multi-scale sibling (scales 1, 2, 3, 5, 7; chapter 07d)
 WEIGHTS_HASH = 'model.safetensors.sha256'                   # beside the weights, in `sha256sum` format (`sha256sum -c` reads it)
-LATER_FIELDS = ('subset', 'estimator')    # config fields added after the first tokenizers were saved: missing = the old default
+LATER_FIELDS = ('subset', 'estimator', 'scales', 'gains', 'prefix_prob')    # config fields added after the first tokenizers were saved: missing = the old default
 
 def _sha256(path) -> str:
     "Hex SHA-256 of a file, read in 1 MB blocks."
@@ -287,8 +336,9 @@ def _check_weights(path: Path, config: TokenizerConfig) -> nn.Module:
     try:
         with safe_open(str(file), 'pt') as st:
             have = {k: (tuple(st.get_slice(k).get_shape()), st.get_slice(k).get_dtype()) for k in st.keys()}
-            saved = ((config.codebook_size,), 'I64') == have.get('quantizer.subset')
-            subset = st.get_tensor('quantizer.subset') if saved else None       # the codes it was trained with
+            key = 'quantizer.quantizer.subset' if config.scales else 'quantizer.subset'   # multi-scale: inside the wrapper
+            saved = ((config.codebook_size,), 'I64') == have.get(key)
+            subset = st.get_tensor(key) if saved else None                      # the codes it was trained with
     except Exception as e: raise ValueError(f"{file} is missing, truncated or corrupt: {e}") from None
     try: q = make_quantizer(config, subset)                   # real, but small (validate bounds it)
     except ValueError as e: raise ValueError(f"{file}: quantizer.subset: {e}") from None
@@ -529,6 +579,7 @@ def quantizer_diagnostics(tokenizer: Tokenizer,   # any of the course's tokenize
                           small: float = 0.005,   # margins below this count as 'on a boundary'
                           ) -> dict:
     "cos(u, code), median top-1/top-2 margin, share of margins < `small`, codes used and perplexity, on the encoder's outputs."
+    if tokenizer.config.scales: raise ValueError("quantizer_diagnostics measures single-scale tokenizers (this one has scales)")
     was = tokenizer.training; tokenizer.eval()
     q = tokenizer.quantizer
     z = tokenizer.latents(images.to(next(tokenizer.parameters()).device))

@@ -360,35 +360,23 @@ def train(model: nn.Module,                     # returns (output, loss[, logs])
     resuming = resume and ckpt is not None and ckpt.exists()
     diff = resume_changes(ckpt, cfg, model_config, allow_changes) if resuming else {}   # before anything is touched
     device, rank, world = setup_distributed(cfg.device)
-    seed_everything(rank_seed(cfg.seed, rank))      # per process: dropout and class dropout differ between ranks
+    seed_everything(rank_seed(cfg.seed, rank))      # per process: dropout, augmentations, class dropout differ between ranks
     model.to(device)
     # ---- optimizer, EMA, resume
-    optimizers = make_optimizer(model, cfg)
-    optimizers = list(optimizers) if isinstance(optimizers, (list, tuple)) else [optimizers]
-    for o in optimizers:
-        for g in o.param_groups: g.setdefault('peak_lr', g['lr'])
+    optimizers = _optimizers(model, cfg, make_optimizer)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
-    step, history, changes = 0, [], []
-    if resuming:
-        info = load_checkpoint(ckpt, model, optimizers, ema, restore_rng=rank == 0)   # the saved RNG state is rank 0's
-        step, history = info['step'], info['extra'].get('history', [])
-        changes = info['extra'].get('config_changes', []) + ([dict(step=step, changes=diff)] if diff else [])
-        if rank > 0: seed_everything(rank_seed(cfg.seed, rank, step))
+    step, history, changes = _resume(ckpt, model, optimizers, ema, cfg, rank, diff) if resuming else (0, [], [])
     if step >= cfg.steps: return dict(model=model, step=step, history=history, ema=ema, checkpoint=ckpt, config_changes=changes)
     # ---- data: batch k is a function of (seed, k), so resuming sees the same batches
-    sampler = StepBatches(len(data), cfg.batch_size, cfg.seed, step, cfg.steps, rank, world)
-    loader = DataLoader(data, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=device.type == 'cuda',
-                        generator=torch.Generator().manual_seed(cfg.seed))    # its own generator: the global one stays as saved
-    net = model if world == 1 else nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == 'cuda' else None, find_unused_parameters=cfg.find_unused)
+    loader = _loader(data, cfg, step, rank, world, device)
+    net = _wrap_ddp(model, cfg, device, world)
     autocast = torch.autocast('cuda', dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == 'cuda')
     params = [p for p in model.parameters() if p.requires_grad]
     # ---- the loop
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc='train', dynamic_ncols=True)
     model.train(); t0 = saved_at = time.perf_counter(); logs = {}
     for batch in loader:
-        for o in optimizers:
-            for g in o.param_groups: g['lr'] = g['peak_lr'] * lr_factor(step, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
+        _set_lr(optimizers, step, cfg)
         with autocast: loss, logs = _unpack(loss_fn(net, _to(batch, device)))
         if not torch.isfinite(loss): raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower lr or check the data")
         for o in optimizers: o.zero_grad(set_to_none=True)
@@ -399,19 +387,63 @@ def train(model: nn.Module,                     # returns (output, loss[, logs])
         step += 1; bar.update(1)
         # ---- logging, evaluation, checkpoints
         if step % cfg.log_every == 0 or step == cfg.steps:
-            row = dict(step=step, loss=loss.item(), grad_norm=float(gnorm), lr=optimizers[0].param_groups[0]['lr'],
-                       seconds=round(time.perf_counter() - t0, 3)) | {k: float(v) for k, v in logs.items()}
-            history.append(row); bar.set_postfix(loss=f"{row['loss']:.4f}")
+            history.append(_log_row(step, loss, gnorm, optimizers, t0, logs)); bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
         if eval_fn is not None and rank == 0 and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps):
-            model.eval()
-            with torch.no_grad(): history.append(dict(step=step) | {f'eval_{k}': v for k, v in eval_fn(model, step).items()})
-            model.train()
-        due = ckpt is not None and checkpoint_due(step, cfg, time.perf_counter() - saved_at)
-        if ckpt is not None and cfg.ckpt_every is None: due = _rank0_decides(due, world, device)   # its clock rule: rank 0's clock
-        if due:
+            history.append(_evaluate(model, eval_fn, step))
+        if ckpt is not None and _due(step, cfg, time.perf_counter() - saved_at, world, device):
             if rank == 0: save_checkpoint(ckpt, model, optimizers, step, cfg, model_config, ema, dict(history=history, config_changes=changes))
             if world > 1: torch.distributed.barrier()
             saved_at = time.perf_counter()
         if callback is not None: callback(step, logs)
     bar.close(); model.eval()
     return dict(model=model, step=step, history=history, ema=ema, checkpoint=ckpt, config_changes=changes)
+
+# %% ../nbs/05b_train.ipynb #f93006c0
+def _optimizers(model: nn.Module, cfg: TrainConfig, make_optimizer) -> list:
+    "make_optimizer's optimizer(s) as a list; every parameter group remembers its peak learning rate."
+    optimizers = make_optimizer(model, cfg)
+    optimizers = list(optimizers) if isinstance(optimizers, (list, tuple)) else [optimizers]
+    for o in optimizers:
+        for g in o.param_groups: g.setdefault('peak_lr', g['lr'])
+    return optimizers
+
+def _set_lr(optimizers: list, step: int, cfg: TrainConfig) -> None:
+    "Every group's learning rate for `step`: its peak times the schedule's factor."
+    for o in optimizers:
+        for g in o.param_groups: g['lr'] = g['peak_lr'] * lr_factor(step, cfg.warmup, cfg.steps, cfg.min_lr_ratio)
+
+def _resume(ckpt: Path, model, optimizers, ema, cfg: TrainConfig, rank: int, diff: dict) -> tuple[int, list, list]:
+    "Load the checkpoint; returns (step, history, config changes so far, this resume's included)."
+    info = load_checkpoint(ckpt, model, optimizers, ema, restore_rng=rank == 0)   # the saved RNG state is rank 0's
+    changes = info['extra'].get('config_changes', []) + ([dict(step=info['step'], changes=diff)] if diff else [])
+    if rank > 0: seed_everything(rank_seed(cfg.seed, rank, info['step']))          # not the random numbers of step 0 again
+    return info['step'], info['extra'].get('history', []), changes
+
+def _loader(data: Dataset, cfg: TrainConfig, step: int, rank: int, world: int, device) -> DataLoader:
+    "This process's batches of steps [step, cfg.steps)."
+    sampler = StepBatches(len(data), cfg.batch_size, cfg.seed, step, cfg.steps, rank, world)
+    return DataLoader(data, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=device.type == 'cuda',
+                      generator=torch.Generator().manual_seed(cfg.seed))    # its own generator: the global one stays as saved
+
+def _wrap_ddp(model: nn.Module, cfg: TrainConfig, device, world: int) -> nn.Module:
+    "The model itself in a single process, else wrapped in DistributedDataParallel."
+    if world == 1: return model
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None,
+                                               find_unused_parameters=cfg.find_unused)
+
+def _log_row(step: int, loss: Tensor, gnorm: Tensor, optimizers: list, t0: float, logs: dict) -> dict:
+    "One row of the history: step, loss, gradient norm, learning rate, seconds since the start, the model's logs."
+    return dict(step=step, loss=loss.item(), grad_norm=float(gnorm), lr=optimizers[0].param_groups[0]['lr'],
+                seconds=round(time.perf_counter() - t0, 3)) | {k: float(v) for k, v in logs.items()}
+
+def _evaluate(model: nn.Module, eval_fn, step: int) -> dict:
+    "eval_fn's numbers as a history row (eval_ prefix), computed in eval mode without gradients."
+    model.eval()
+    with torch.no_grad(): row = dict(step=step) | {f'eval_{k}': v for k, v in eval_fn(model, step).items()}
+    model.train()
+    return row
+
+def _due(step: int, cfg: TrainConfig, since: float, world: int, device) -> bool:
+    "checkpoint_due, decided by rank 0 for the automatic rule (it reads a clock, and every process must agree)."
+    due = checkpoint_due(step, cfg, since)
+    return _rank0_decides(due, world, device) if cfg.ckpt_every is None else due

@@ -105,6 +105,8 @@ _WIDGET_NOTE = ('<div class="le-widget-note">An interactive control (ipywidgets)
 _SLOW_NOTE = ('<div class="le-slow-note"><b>slow:</b> run it in JupyterLab (<code>leech-explorer lab</code>) to see its '
               'output. It runs too long for the course\'s tests, so its output is not stored with the course.</div>')
 
+_FIGURE = {'image/png', 'image/jpeg', 'image/svg+xml', 'application/vnd.plotly.v1+json'}   # outputs that draw a figure
+
 def _plotly_html(fig: dict) -> str:
     import plotly.io as pio
     return pio.to_html(fig, include_plotlyjs=False, full_html=False, validate=False, default_width='100%')
@@ -120,7 +122,7 @@ def _for_reader(cell) -> bool:
 def _prepare(nb) -> dict:
     "Rewrite a notebook in place for an offline page (the reader's cells only, local plotly, notes); count its content."
     from nbformat import from_dict
-    counts = dict(math=0, math_display=0, plotly=0, widgets=0, slow=0)
+    counts = dict(math=0, math_display=0, plotly=0, widgets=0, widget_snapshots=0, slow=0)
     nb.cells = [c for c in nb.cells if _for_reader(c)]
     for cell in nb.cells:
         if cell.cell_type == 'markdown':
@@ -133,6 +135,10 @@ def _prepare(nb) -> dict:
         cell.source = _DIRECTIVES.sub('', cell.source).strip('\n')
         cell.outputs = [o for o in cell.outputs if not ('application/vnd.jupyter.widget-view+json' in o.get('data', {})
                                                       and _PROGRESS.search(str(o['data'].get('text/plain', ''))))]
+        if any('application/vnd.jupyter.widget-view+json' in o.get('data', {}) for o in cell.outputs) and \
+           any(_FIGURE.intersection(o.get('data', {})) or 'plotly-graph-div' in str(o.get('data', {}).get('text/html', ''))
+               for o in cell.outputs):
+            counts['widget_snapshots'] += 1                                  # a widget cell that also stored a figure
         for out in cell.outputs:
             data = out.get('data')
             if not data: continue

@@ -1,6 +1,6 @@
-"""Training survives interruption (issue #25): automatic checkpoints, a killed run that resumes, DDP processes that agree
+"""Training survives interruption: automatic checkpoints, a killed run that resumes, DDP processes that agree
 on when to checkpoint, and DataLoader workers that do not change the run."""
-import json, os, signal, subprocess, sys, textwrap, time
+import json, os, subprocess, sys, textwrap
 import pytest
 import torch
 from torch import nn
@@ -19,17 +19,13 @@ KILLED = textwrap.dedent('''
     train_tokenizer('tiny', 'leech', 'digits', steps=3000, out=sys.argv[1], progress=False)
 ''')
 
-def test_killed_tokenizer_run_leaves_a_checkpoint_and_resumes(tmp_path):
-    "The issue's run: `train-tokenizer --dataset digits --steps 3000`, killed mid-way, used to leave nothing on disk."
+def test_killed_tokenizer_run_leaves_a_checkpoint_and_resumes(tmp_path, kill_when_file_appears):
+    "A run like `train-tokenizer --dataset digits --steps 3000`, killed mid-way, must leave a checkpoint that resumes."
     script, out = tmp_path / 'run.py', tmp_path / 'run'
     script.write_text(KILLED)
-    proc = subprocess.Popen([sys.executable, str(script), str(out)], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    ckpt, t0 = out / 'last.safetensors', time.time()
-    try:
-        while not ckpt.exists() and proc.poll() is None and time.time() - t0 < 300: time.sleep(0.2)
-    finally:
-        proc.send_signal(signal.SIGKILL); output = proc.communicate()[0].decode(errors='replace')
-    assert ckpt.exists(), f'no checkpoint after {time.time() - t0:.0f} s: ' + output[-2000:]
+    ckpt = out / 'last.safetensors'
+    appeared, output, seconds = kill_when_file_appears([sys.executable, script, out], ckpt, timeout=300, poll=0.2, env=ENV)
+    assert appeared, f'no checkpoint after {seconds:.0f} s: ' + output[-2000:]
     step = int(checkpoint_metadata(ckpt)['step'])                    # a complete, readable checkpoint, however it was killed
     assert 150 <= step < 3000 and step % 150 == 0, step               # every 5% of 3,000 steps (or the 5-minute rule)
     from leech_explorer.tokenizer import train_tokenizer, Tokenizer

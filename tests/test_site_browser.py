@@ -4,7 +4,9 @@ sub-path, and as a file (file://) -- and checks what the site's manifest (site.j
 without errors (inline and displayed), every image loaded, every plotly figure drawn, links and navigation that lead
 to pages of the site, the chapter's title in the browser tab, distinct labels in the side bar, no prompts, a note on
 each slow cell without output, code blocks with a background, nothing loaded from outside the site, no JavaScript
-errors in the console, and (as a file) no page wider than a 390-pixel phone screen.
+errors in the console, (as a file) no page wider than a 390-pixel phone screen, and a note on each ipywidgets control
+with the snapshot figure its cell stored. Over the chapters 05 to 08 it also asks for at least four pages with a plotly
+figure whose slider moves through frames: it counts what the built pages have and names them.
 
 Run it with `tools/browser_test.sh` (installs Chromium if missing, builds the site, runs this file); by hand:
 `LEECH_SITE=build/site pytest -q tests/test_site_browser.py`. Without LEECH_SITE the tests are skipped."""
@@ -101,6 +103,9 @@ return {
   solutions: [...document.querySelectorAll('.le-solutions a')].map(a => [a.getAttribute('href'), a.textContent.trim()]),
   prompts: document.querySelectorAll('.jp-InputPrompt, .jp-OutputPrompt').length,
   slow_notes: document.querySelectorAll('.le-slow-note').length,
+  widget_notes: document.querySelectorAll('.le-widget-note').length,
+  widget_snapshots: new Set([...document.querySelectorAll('.le-widget-note')].map(n => n.closest('.jp-Cell'))
+    .filter(c => c && c.querySelector('.jp-OutputArea img, .jp-OutputArea .plotly-graph-div'))).size,
   bare_code_blocks: [...document.querySelectorAll('.jp-RenderedMarkdown pre')].filter(p =>   // no box of its own
     shown(p) === paper || parseFloat(getComputedStyle(p).paddingLeft) === 0).length,
   resources: performance.getEntriesByType('resource').map(r => r.name),
@@ -165,6 +170,9 @@ def test_page_renders(browser, bases, way, page):
         f"plotly figures drawn: {got['plotly_drawn']} of {page['plotly']}"
     assert got['prompts'] == 0, 'In [ ]: / Out[ ]: prompts on the page'
     assert got['slow_notes'] == page['slow'], f"{got['slow_notes']} notes on slow cells, {page['slow']} without output"
+    assert got['widget_notes'] == page.get('widgets', 0), f"{got['widget_notes']} widget notes, {page.get('widgets', 0)} widgets"
+    assert got['widget_snapshots'] == page.get('widget_snapshots', 0), \
+        f"{got['widget_snapshots']} widget cells show a snapshot, {page.get('widget_snapshots', 0)} stored one"
     assert got['bare_code_blocks'] == 0, 'a code block in the text has no background or no padding'
     files = {p['file'] for p in PAGES}
     side = [(_in_site(href, base), label, here) for href, label, here in got['side']]
@@ -181,3 +189,47 @@ def test_page_renders(browser, bases, way, page):
         width = _narrow_width(browser)
         assert width['inner'] == PHONE and width['scroll'] <= PHONE, \
             f"{page['file']} is {width['scroll']} px wide on a {PHONE}-px screen"
+
+
+# Every plotly figure with a slider on the page: its steps, whether each step names a loaded frame, and whether
+# animating to the last step's frame completes (what dragging the slider to its end does).
+_SLIDERS = """
+const done = arguments[arguments.length - 1];
+const figs = [...document.querySelectorAll('.plotly-graph-div')].filter(f => f._fullLayout && (f._fullLayout.sliders || []).length);
+Promise.all(figs.map(async f => {
+  const frames = ((f._transitionData || {})._frames || []).map(fr => fr.name);
+  const steps = f._fullLayout.sliders[0].steps || [];
+  const named = steps.filter(s => s.method === 'animate' && s.args && s.args[0] && frames.includes(String(s.args[0][0])));
+  let moved = false;
+  if (named.length) {
+    const target = String(named[named.length - 1].args[0][0]);
+    try { await Plotly.animate(f, [target], {frame: {duration: 0, redraw: true}, transition: {duration: 0}, mode: 'immediate'});
+          moved = true; } catch (e) { moved = false; }
+  }
+  return {frames: frames.length, steps: steps.length, named: named.length, moved};
+})).then(done, e => done({error: String(e)}));
+"""
+
+SECOND_HALF = ('05', '08')    # the chapters whose pages the slider count covers
+
+
+def test_second_half_sliders_and_snapshots(browser, bases):
+    "Chapters 05 to 08: at least four pages with a working plotly slider; every widget there shows its snapshot."
+    pages = [p for p in PAGES if p['kind'] == 'chapter' and SECOND_HALF[0] <= p['number'][:2] <= SECOND_HALF[1]]
+    assert pages, 'no pages of chapters 05 to 08 in the site'
+    sliders, broken, widgets = {}, {}, {}
+    for page in pages:
+        browser.get(bases['file'] + page['file'])
+        browser.execute_async_script(_SETTLE)
+        figs = browser.execute_async_script(_SLIDERS)
+        assert not isinstance(figs, dict), f"{page['file']}: {figs}"
+        good = [f for f in figs if f['frames'] > 1 and f['named'] == f['steps'] > 1 and f['moved']]
+        if good: sliders[page['file']] = len(good)
+        if len(good) < len(figs): broken[page['file']] = [f for f in figs if f not in good]
+        if page.get('widgets'): widgets[page['file']] = (page['widgets'], page.get('widget_snapshots', 0))
+    print(f"pages of chapters 05-08 with plotly sliders (figures): {sliders}; widgets (widgets, snapshots): {widgets}")
+    assert not broken, f"plotly sliders whose steps do not move through loaded frames: {broken}"
+    assert len(sliders) >= 4, (f"only {len(sliders)} of the {len(pages)} pages of chapters 05-08 carry a plotly figure with a "
+                               f"working slider: {sorted(sliders) or 'none'}")
+    without = {f: n for f, n in widgets.items() if n[1] < n[0]}
+    assert not without, f"widgets without a stored snapshot figure in their cell (widgets, snapshots): {without}"
