@@ -83,6 +83,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'leech_explorer.cli.positive_int': ('cli.html#positive_int', 'leech_explorer/cli.py'),
                                     'leech_explorer.cli.probability': ('cli.html#probability', 'leech_explorer/cli.py'),
                                     'leech_explorer.cli.saved_model': ('cli.html#saved_model', 'leech_explorer/cli.py'),
+                                    'leech_explorer.cli.shipped_names': ('cli.html#shipped_names', 'leech_explorer/cli.py'),
                                     'leech_explorer.cli.unknown_argument': ('cli.html#unknown_argument', 'leech_explorer/cli.py'),
                                     'leech_explorer.cli.writable': ('cli.html#writable', 'leech_explorer/cli.py')},
             'leech_explorer.codebook': { 'leech_explorer.codebook.CodeUsage': ('codebook.html#codeusage', 'leech_explorer/codebook.py'),

@@ -9,11 +9,11 @@ from pathlib import Path
 import leech_explorer
 
 # %% auto #0
-__all__ = ['SHIPPED', 'DATASETS', 'TOKENIZER_PRESETS', 'QUANTIZERS', 'HEADS', 'OPTIMIZERS', 'GENERATOR_PRESETS', 'MAX_PER_LABEL',
-           'MAX_LABELS', 'MAX_BENCH_N', 'MAX_BASELINE', 'MAX_HEAD_DIM', 'MAX_TOKENS', 'MAX_FID_IMAGES', 'MAX_SEED',
-           'SAMPLE_SCALE', 'QUICK_SECONDS', 'CommandError', 'unknown_argument', 'int_range', 'positive_int',
-           'positive_float', 'non_negative_float', 'probability', 'existing_dir', 'writable', 'saved_model',
-           'build_parser', 'main']
+__all__ = ['SHIPPED', 'SHIPPED_TOKENIZERS', 'DATASETS', 'TOKENIZER_PRESETS', 'QUANTIZERS', 'HEADS', 'OPTIMIZERS',
+           'GENERATOR_PRESETS', 'MAX_PER_LABEL', 'MAX_LABELS', 'MAX_BENCH_N', 'MAX_BASELINE', 'MAX_HEAD_DIM',
+           'MAX_TOKENS', 'MAX_FID_IMAGES', 'MAX_SEED', 'SAMPLE_SCALE', 'QUICK_SECONDS', 'CommandError',
+           'unknown_argument', 'int_range', 'positive_int', 'positive_float', 'non_negative_float', 'probability',
+           'existing_dir', 'shipped_names', 'writable', 'saved_model', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #36288b75
 class CommandError(Exception):
@@ -89,7 +89,12 @@ def existing_dir(text: str) -> Path:
     return p
 
 # %% ../nbs/99_cli.ipynb #7d2f4b6e
-SHIPPED = ('mnist-tiny',)   # the shipped models, in leech_explorer/pretrained/NAME-tokenizer and NAME-generator
+SHIPPED = ('mnist-tiny',)   # the shipped pairs, in leech_explorer/pretrained/NAME-tokenizer and NAME-generator
+SHIPPED_TOKENIZERS = SHIPPED + ('mnist-tiny-ms',)   # and a tokenizer without a generator: the multi-scale one (chapter 07d)
+
+def shipped_names(kind: str) -> tuple:
+    "The names of the shipped models of `kind` ('tokenizer' or 'generator')."
+    return SHIPPED_TOKENIZERS if kind == 'tokenizer' else SHIPPED
 
 def writable(path, flag: str, kind: str = 'folder') -> Path:
     "An output `kind` ('folder' or 'file') that exists or can be made, and can be written to; checked leaving nothing behind."
@@ -104,15 +109,15 @@ def writable(path, flag: str, kind: str = 'folder') -> Path:
     return p
 
 def saved_model(name_or_dir: str, kind: str) -> dict:
-    "The config of a shipped model (`SHIPPED`) or of a folder written by train-`kind` ('tokenizer' or 'generator'), read without torch."
-    flag, shipped = f'--{kind}', name_or_dir in SHIPPED
+    "The config of a shipped model (`shipped_names`) or of a folder written by train-`kind` ('tokenizer' or 'generator'), read without torch."
+    flag, shipped = f'--{kind}', name_or_dir in shipped_names(kind)
     folder = Path(leech_explorer.__file__).parent / 'pretrained' / f'{name_or_dir}-{kind}' if shipped else Path(name_or_dir).expanduser()
     if shipped and not folder.is_dir():
         raise CommandError(f"the shipped {kind} {name_or_dir!r} is not in this installation; train one with "
                            f"leech-explorer train-{kind} and pass its folder")
     if not folder.is_dir():
         raise CommandError(f"{flag} {name_or_dir}: {'is a file' if folder.exists() else 'does not exist'}; give a folder "
-                           f"written by train-{kind} or one of {SHIPPED}")
+                           f"written by train-{kind} or one of {shipped_names(kind)}")
     missing = [f for f in ('config.json', 'model.safetensors') if not (folder / f).is_file()]
     if missing: raise CommandError(f"{flag} {name_or_dir}: has no {' and no '.join(missing)} (not a saved {kind})")
     try: return json.loads((folder / 'config.json').read_text())

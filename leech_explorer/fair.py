@@ -82,13 +82,18 @@ def run_fair_job(job: dict,               # dataset, variant, estimator, seed, l
 # %% ../nbs/06b_fair.ipynb #d5b84681
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}   # Student t, 0.975 quantile
 
-def chosen_rows(rows: list[dict]) -> list[dict]:
-    "The runs at each (dataset, variant, estimator)'s chosen learning rate (best seed-0 PSNR), normal length."
+def chosen_rows(rows: list[dict],            # recorded runs
+                lrs=FAIR_RECIPE['lrs'],       # the learning-rate grid: a rate is chosen only once seed 0 has run all of it
+               ) -> list[dict]:
+    "The runs at each (dataset, variant, estimator)'s chosen learning rate (best seed-0 PSNR over the whole grid), normal length."
     runs = [r for r in rows if r.get('long', 1) == 1]
-    best = {}
+    best, tried = {}, {}
     for r in runs:
         k = (r['dataset'], r['variant'], r['estimator'])
-        if r['seed'] == 0 and (k not in best or r['psnr'] > best[k]['psnr']): best[k] = r
+        if r['seed'] != 0: continue
+        tried.setdefault(k, set()).add(r['lr'])
+        if k not in best or r['psnr'] > best[k]['psnr']: best[k] = r
+    best = {k: r for k, r in best.items() if tried[k] >= set(lrs)}     # part of a grid chooses nothing
     return [r for r in runs if (k := (r['dataset'], r['variant'], r['estimator'])) in best and r['lr'] == best[k]['lr']]
 
 def paired_differences(rows: list[dict],                    # runs at their chosen learning rates

@@ -226,6 +226,26 @@ class Tokenizer(nn.Module):
         codes = self.quantizer.indices_to_codes(indices.to(self.to_pixels.weight.device))    # checks the range
         return self.decode_codes(rearrange(codes, 'b h w d -> b (h w) d').to(self.to_pixels.weight.dtype))
 
+# %% ../nbs/06_tokenizer.ipynb #2cb93412
+IMAGE_TOL = 0.05           # check_images: resampling may overshoot [0, 1] a little; 0-255 or [-1, 1] images are far outside
+
+def _check_images(self, images: Tensor) -> Tensor:
+    "ValueError unless images is a float tensor (B, C, H, W) of this tokenizer's channels and size, with values in [0, 1]."
+    c = self.config; want = (c.channels, c.image_size, c.image_size)
+    if not isinstance(images, Tensor) or not images.is_floating_point():
+        raise ValueError(f"images must be a float tensor (B, {c.channels}, {c.image_size}, {c.image_size}) in [0, 1]")
+    if images.ndim != 4 or tuple(images.shape[1:]) != want:
+        raise ValueError(f"this tokenizer takes images (B, {c.channels}, {c.image_size}, {c.image_size}), got {tuple(images.shape)}"
+                         + (" (use load_images(..., size=...) to resize)" if images.ndim == 4 else ""))
+    if len(images) == 0: raise ValueError("empty batch of images")
+    lo, hi = (float(v) for v in torch.aminmax(images.detach()))            # one pass, two numbers
+    if not (-IMAGE_TOL <= lo and hi <= 1 + IMAGE_TOL):                     # also false for NaN
+        hint = (' (0-255 pixels? divide by 255)' if hi > 2 else ' ([-1, 1] images? use (x + 1) / 2)' if lo < -IMAGE_TOL else '')
+        raise ValueError(f"images must lie in [0, 1], got values from {lo:.4g} to {hi:.4g}{hint}")
+    return images
+
+Tokenizer.check_images = _check_images
+
 # %% ../nbs/06_tokenizer.ipynb #0192e3b2
 def _latent_map(self: Tokenizer, z: Tensor) -> Tensor: return rearrange(z, 'b (h w) d -> b d h w', h=self.config.grid)
 
@@ -246,26 +266,6 @@ def _decode_scales(self: Tokenizer, indices) -> Tensor:
     grids = [g.to(dev) for g in self.quantizer.check_grids(indices)]   # a prefix of the schedule; indices range-checked below
     f = self.quantizer.codes(grids).to(self.to_pixels.weight.dtype)
     return self.decode_codes(rearrange(f, 'b d h w -> b (h w) d'))
-
-# %% ../nbs/06_tokenizer.ipynb #2cb93412
-IMAGE_TOL = 0.05           # check_images: resampling may overshoot [0, 1] a little; 0-255 or [-1, 1] images are far outside
-
-def _check_images(self, images: Tensor) -> Tensor:
-    "ValueError unless images is a float tensor (B, C, H, W) of this tokenizer's channels and size, with values in [0, 1]."
-    c = self.config; want = (c.channels, c.image_size, c.image_size)
-    if not isinstance(images, Tensor) or not images.is_floating_point():
-        raise ValueError(f"images must be a float tensor (B, {c.channels}, {c.image_size}, {c.image_size}) in [0, 1]")
-    if images.ndim != 4 or tuple(images.shape[1:]) != want:
-        raise ValueError(f"this tokenizer takes images (B, {c.channels}, {c.image_size}, {c.image_size}), got {tuple(images.shape)}"
-                         + (" (use load_images(..., size=...) to resize)" if images.ndim == 4 else ""))
-    if len(images) == 0: raise ValueError("empty batch of images")
-    lo, hi = (float(v) for v in torch.aminmax(images.detach()))            # one pass, two numbers
-    if not (-IMAGE_TOL <= lo and hi <= 1 + IMAGE_TOL):                     # also false for NaN
-        hint = (' (0-255 pixels? divide by 255)' if hi > 2 else ' ([-1, 1] images? use (x + 1) / 2)' if lo < -IMAGE_TOL else '')
-        raise ValueError(f"images must lie in [0, 1], got values from {lo:.4g} to {hi:.4g}{hint}")
-    return images
-
-Tokenizer.check_images = _check_images
 
 # %% ../nbs/06_tokenizer.ipynb #33657b7d
 PRETRAINED_DIR = Path(__file__).parent / 'pretrained' if '__file__' in globals() else Path('../leech_explorer/pretrained')

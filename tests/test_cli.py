@@ -193,6 +193,19 @@ def test_eval_tokenizer(small_tokenizer, tmp_path):
     assert abs(m['psnr'] - here['psnr']) < 1e-4 and abs(m['ssim'] - here['ssim']) < 1e-4, (m, here)
 
 
+
+def test_eval_multiscale_tokenizer(tmp_path):
+    "The shipped multi-scale tokenizer by name: 88 tokens per digit (scales 1, 2, 3, 5, 7), the PSNR the library computes."
+    res = tmp_path / 'eval.json'
+    r = run('eval-tokenizer', '--tokenizer', 'mnist-tiny-ms', '--n', '20', '--fid-images', '0', '--json', str(res))
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads(res.read_text())
+    assert m['images'] == 20 and m['code_tokens'] == 20 * 88, m
+    from leech_explorer.tokenizer import Tokenizer, evaluate_tokenizer
+    from leech_explorer.data import load_images
+    here = evaluate_tokenizer(Tokenizer.from_pretrained('mnist-tiny-ms'), load_images('mnist', 'test'), n=20, fid_images=0)
+    assert abs(m['psnr'] - here['psnr']) < 1e-4, (m, here)
+
 def test_train_generator_and_sample(small_tokenizer, tmp_path):
     tok = str(small_tokenizer[0])
     r = run('train-generator', '--tokenizer', tok, '--dataset', 'digits', '--steps', '2', '--out', str(tmp_path / 'run'),

@@ -93,7 +93,8 @@ def finish(out: Path, dest: Path):
     grid = {}
     for r in rows:
         if r['seed'] == 0 and r.get('long', 1) == 1: grid.setdefault((r['dataset'], r['variant'], r['estimator']), []).append(r)
-    chosen = {k: max(v, key=lambda r: r['psnr'])['lr'] for k, v in grid.items()}
+    chosen = {k: max(v, key=lambda r: r['psnr'])['lr'] for k, v in grid.items()
+              if {r['lr'] for r in v} >= set(RECIPE['lrs'])}      # only once the whole grid has run: no rate is chosen from part of it
     for r in rows: r['chosen_lr'] = r['lr'] == chosen.get((r['dataset'], r['variant'], r['estimator'])) and r.get('long', 1) == 1
     dest.write_text(json.dumps(dict(recipe=RECIPE, base=BASE, variants={k: dict(changes=v[0], bits=v[1], estimators=v[2])
                                                                          for k, v in VARIANTS.items()},
