@@ -29,12 +29,14 @@ TRAIN_PRESETS = dict(                     # training recipe per preset: steps, g
 
 @torch.no_grad()
 def encode_dataset(tokenizer: nn.Module, dataset, batch_size: int = 256) -> torch.utils.data.TensorDataset:
-    "Encode every image of a labelled dataset once: a TensorDataset of (index grid (h, w), label)."
+    "Encode every image of a labelled dataset once: a TensorDataset of (index grid (h, w), label); multi-scale: ((n,) row, label)."
     grids, labels = [], []
     dev = next(tokenizer.parameters()).device
     for i in range(0, len(dataset), batch_size):
         items = [dataset[j] for j in range(i, min(i + batch_size, len(dataset)))]
-        grids.append(tokenizer.encode(torch.stack([x for x, _ in items]).to(dev)).cpu())
+        codes = tokenizer.encode(torch.stack([x for x, _ in items]).to(dev))
+        if isinstance(codes, list): codes = tokenizer.quantizer.flatten(codes)   # multi-scale (chapter 07d): every scale in one row
+        grids.append(codes.cpu())
         labels.append(torch.as_tensor([int(y) for _, y in items]))
     labels = torch.cat(labels)
     if (labels < 0).any(): raise ValueError("the dataset has unlabelled images: a class-conditional generator needs labels")
