@@ -16,13 +16,13 @@ from .quantizer import nearest_shell_index, check_indices
 from .optim import make_optimizer
 from .shell_softmax import shell_log_partition, sample_shell, linear_theta
 from .train import atomic_write, replace_durably, load_state
-from .tokenizer import MAX_PARAMS, WEIGHTS_HASH, _DTYPES, _sha256, _say_once
+from .tokenizer import MAX_PARAMS, WEIGHTS_HASH, _DTYPES, _sha256, _say_once, _check_hash
 
 # %% auto #0
 __all__ = ['CE_BACKENDS', 'HEADS', 'GENERATOR_LIMITS', 'HEAD_WIDTH', 'PRETRAINED', 'LATER_FIELDS', 'linear_cross_entropy',
            'cce_available', 'GeneratorConfig', 'check_generator_config', 'Block', 'filter_logits', 'FullHead',
-           'FactorizedHead', 'check_labels', 'Generator', 'sample', 'pretrained_dir', 'tokenizer_fingerprint',
-           'save_pretrained', 'from_pretrained', 'check_pair', 'ShellHead', 'VMFHead']
+           'FactorizedHead', 'check_labels', 'Generator', 'check_sampling', 'sample', 'pretrained_dir',
+           'tokenizer_fingerprint', 'save_pretrained', 'from_pretrained', 'check_pair', 'ShellHead', 'VMFHead']
 
 # %% ../nbs/07_generator.ipynb #736703a9
 def _chunk_logits(h: Tensor, weight: Tensor, bias: Tensor | None, j: int, size: int) -> Tensor:
@@ -356,6 +356,15 @@ class Generator(nn.Module):
         return h, loss
 
 # %% ../nbs/07_generator.ipynb #b42655c1
+def check_sampling(config: GeneratorConfig, cfg_scale: float, temperature: float, top_k: int | None, top_p: float | None) -> None:
+    "ValueError for sampling settings a generator with this config cannot use (shared by raster and next-scale sampling)."
+    if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not cfg_scale >= 0: raise ValueError(f"cfg_scale must be >= 0, got {cfg_scale}")
+    if top_k is not None and top_k < 1: raise ValueError(f"top_k must be a positive integer, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1: raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
+    if config.head in ('shell', 'vmf') and (top_k or top_p):
+        raise ValueError(f"top_k/top_p filter logits; the {config.head!r} head samples the shell exactly (use temperature)")
+
 @torch.no_grad()
 def sample(self: Generator,
            labels,                          # (B,) class labels in [0, n_classes)
@@ -368,12 +377,7 @@ def sample(self: Generator,
     "Generate token grids for the labels, one token at a time, with a key/value cache."
     c, dev = self.config, self.pos_emb.device
     labels = check_labels(labels, c.n_classes).to(dev)
-    if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not cfg_scale >= 0: raise ValueError(f"cfg_scale must be >= 0, got {cfg_scale}")
-    if top_k is not None and top_k < 1: raise ValueError(f"top_k must be a positive integer, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1: raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
-    if c.head in ('shell', 'vmf') and (top_k or top_p):
-        raise ValueError(f"top_k/top_p filter logits; the {c.head!r} head samples the shell exactly (use temperature)")
+    check_sampling(c, cfg_scale, temperature, top_k, top_p)
     gen = None if seed is None else torch.Generator(dev).manual_seed(seed)
     guided = cfg_scale != 1.0
     B = len(labels)
@@ -457,15 +461,6 @@ def _check_weights(path: Path, config: GeneratorConfig) -> None:
     if any(problems): raise ValueError(f"{file} does not match its config (config.json describes another model, or was edited): "
                                        + '; '.join(p for p in problems if p))
 
-def _check_hash(path: Path) -> None:
-    "Compare model.safetensors with the SHA-256 saved beside it; a folder saved before hashes were recorded gets one warning."
-    hfile, wfile = path / WEIGHTS_HASH, path / 'model.safetensors'
-    if not hfile.is_file(): return _say_once(f"{path} has no {WEIGHTS_HASH} (saved before hashes were recorded): weights not verified")
-    want = (hfile.read_text(errors='replace').split() or [''])[0].lower()
-    if len(want) != 64: raise ValueError(f"{hfile} does not hold a SHA-256")
-    if _sha256(wfile) != want: raise ValueError(f"{wfile} does not match the SHA-256 in {hfile}: the weights were damaged or changed "
-                                                "after saving (or the save was interrupted); save or copy the generator again")
-
 def _read_metrics(path: Path) -> dict:
     "path/metrics.json ({} if there is none, or, with one warning, if it is unreadable: it is optional)."
     file = path / 'metrics.json'
@@ -487,7 +482,7 @@ def from_pretrained(cls, name_or_dir, device='cpu') -> Generator:
                          f"(from save_pretrained) or a shipped name {tuple(PRETRAINED)}")
     config = _read_config(path)                                     # types and ranges of every field
     _check_weights(path, config)                                    # names and shapes: still nothing is built
-    _check_hash(path)                                               # the bytes are the ones that were saved
+    _check_hash(path, 'generator')                                  # the bytes are the ones that were saved
     try: state = load_file(str(path / 'model.safetensors'), device=str(device))
     except Exception as e: raise ValueError(f"corrupt or truncated checkpoint {path / 'model.safetensors'}: {e}") from None
     model = cls(config).to(device)

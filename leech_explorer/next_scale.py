@@ -7,16 +7,14 @@ from __future__ import annotations
 import json, time
 from dataclasses import asdict
 from pathlib import Path
-import math
 from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from einops import rearrange
-from .leech import SHELL_SIZE
 from .quantizer import LeechQuantizer
 from .multiscale import MultiScaleQuantizer, check_scales, GAINS
-from .generator import GeneratorConfig, Block, _HEAD_CLASSES, check_labels, save_pretrained
+from .generator import GeneratorConfig, Block, _HEAD_CLASSES, check_labels, check_sampling, save_pretrained
 
 # %% auto #0
 __all__ = ['scale_mask', 'NextScaleConfig', 'ScaleBlock', 'NextScaleGenerator', 'guidance_schedule', 'train_next_scale_generator']
@@ -139,12 +137,7 @@ def _sample(self: NextScaleGenerator,
     "Generate the token grids of every scale, one forward pass per scale with a key/value cache."
     c, dev = self.config, self.pos_emb.device
     labels = check_labels(labels, c.n_classes).to(dev)
-    if not temperature > 0: raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not cfg_scale >= 0: raise ValueError(f"cfg_scale must be >= 0, got {cfg_scale}")
-    if top_k is not None and top_k < 1: raise ValueError(f"top_k must be a positive integer, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1: raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
-    if c.head in ('shell', 'vmf') and (top_k or top_p):
-        raise ValueError(f"top_k/top_p filter logits; the {c.head!r} head samples the shell exactly (use temperature)")
+    check_sampling(c, cfg_scale, temperature, top_k, top_p)                    # chapter 07's checks
     gen = None if seed is None else torch.Generator(dev).manual_seed(seed)
     guided, B = cfg_scale != 1.0, len(labels)
     run = torch.cat([labels, torch.full_like(labels, c.n_classes)]) if guided else labels
@@ -169,7 +162,8 @@ NextScaleGenerator._scale_inputs, NextScaleGenerator._cached_pass, NextScaleGene
 def _ns_from_pretrained(cls, path, device: str = 'cpu') -> NextScaleGenerator:
     "Load a next-scale generator saved with `save_pretrained`; config and weights are checked before the model is built."
     from safetensors.torch import load_file
-    from leech_explorer.generator import _check_hash, _read_metrics
+    from leech_explorer.tokenizer import _check_hash
+    from leech_explorer.generator import _read_metrics
     from leech_explorer.train import load_state
     path = Path(path); file = path / 'config.json'
     if not file.is_file() or not (path / 'model.safetensors').is_file():
@@ -181,7 +175,7 @@ def _ns_from_pretrained(cls, path, device: str = 'cpu') -> NextScaleGenerator:
     if bad := sorted(set(cfg) - names): raise ValueError(f"corrupt generator config {file}: unknown fields {bad}")
     try: config = NextScaleConfig(**cfg)
     except (TypeError, ValueError) as e: raise ValueError(f"generator config {file}: {e}") from None
-    _check_hash(path)                                                 # the bytes are the ones that were saved
+    _check_hash(path, 'generator')                                    # the bytes are the ones that were saved
     model = cls(config)
     load_state(model, load_file(str(path / 'model.safetensors')), f'checkpoint {path}')
     model.metrics = _read_metrics(path)

@@ -354,14 +354,14 @@ def _check_weights(path: Path, config: TokenizerConfig) -> nn.Module:
                                        f"quantizer, or was edited): " + '; '.join(p for p in problems if p))
     return q
 
-def _check_hash(path: Path) -> None:
+def _check_hash(path: Path, what: str = 'tokenizer') -> None:
     "Compare model.safetensors with the SHA-256 saved beside it; a folder saved before hashes were recorded gets one warning."
     hfile, wfile = path / WEIGHTS_HASH, path / 'model.safetensors'
     if not hfile.is_file(): return _say_once(f"{path} has no {WEIGHTS_HASH} (saved before hashes were recorded): weights not verified")
     want = (hfile.read_text(errors='replace').split() or [''])[0].lower()
     if len(want) != 64: raise ValueError(f"{hfile} does not hold a SHA-256")
     if _sha256(wfile) != want: raise ValueError(f"{wfile} does not match the SHA-256 in {hfile}: the weights were damaged or "
-                                                "changed after saving (or the save was interrupted); save or copy the tokenizer again")
+                                                f"changed after saving (or the save was interrupted); save or copy the {what} again")
 
 # %% ../nbs/06_tokenizer.ipynb #7d9f1b3c
 def _from_pretrained(cls, name_or_dir, device: str = 'cpu', **expect) -> 'Tokenizer':
