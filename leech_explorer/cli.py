@@ -10,10 +10,10 @@ import leech_explorer
 
 # %% auto #0
 __all__ = ['SHIPPED', 'SHIPPED_TOKENIZERS', 'DATASETS', 'TOKENIZER_PRESETS', 'QUANTIZERS', 'HEADS', 'OPTIMIZERS',
-           'GENERATOR_PRESETS', 'MAX_PER_LABEL', 'MAX_LABELS', 'MAX_BENCH_N', 'MAX_BASELINE', 'MAX_HEAD_DIM',
-           'MAX_TOKENS', 'MAX_FID_IMAGES', 'MAX_SEED', 'SAMPLE_SCALE', 'QUICK_SECONDS', 'CommandError',
+           'GENERATOR_PRESETS', 'GENERATOR_KINDS', 'MAX_PER_LABEL', 'MAX_LABELS', 'MAX_BENCH_N', 'MAX_BASELINE',
+           'MAX_HEAD_DIM', 'MAX_TOKENS', 'MAX_FID_IMAGES', 'MAX_SEED', 'SAMPLE_SCALE', 'QUICK_SECONDS', 'CommandError',
            'unknown_argument', 'int_range', 'positive_int', 'positive_float', 'non_negative_float', 'probability',
-           'existing_dir', 'shipped_names', 'writable', 'saved_model', 'build_parser', 'main']
+           'existing_dir', 'shipped_names', 'writable', 'saved_model', 'paired_tokenizer', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #36288b75
 class CommandError(Exception):
@@ -89,8 +89,9 @@ def existing_dir(text: str) -> Path:
     return p
 
 # %% ../nbs/99_cli.ipynb #7d2f4b6e
-SHIPPED = ('mnist-tiny',)   # the shipped pairs, in leech_explorer/pretrained/NAME-tokenizer and NAME-generator
-SHIPPED_TOKENIZERS = SHIPPED + ('mnist-tiny-ms',)   # and a tokenizer without a generator: the multi-scale one (chapter 07d)
+SHIPPED = ('mnist-tiny', 'mnist-tiny-ns')            # shipped generators, in leech_explorer/pretrained/NAME-generator
+SHIPPED_TOKENIZERS = ('mnist-tiny', 'mnist-tiny-ms') # shipped tokenizers, in leech_explorer/pretrained/NAME-tokenizer
+                                                     # (mnist-tiny-ns reads mnist-tiny-ms's multi-scale tokens: chapter 07d)
 
 def shipped_names(kind: str) -> tuple:
     "The names of the shipped models of `kind` ('tokenizer' or 'generator')."
@@ -122,6 +123,14 @@ def saved_model(name_or_dir: str, kind: str) -> dict:
     if missing: raise CommandError(f"{flag} {name_or_dir}: has no {' and no '.join(missing)} (not a saved {kind})")
     try: return json.loads((folder / 'config.json').read_text())
     except (OSError, ValueError) as e: raise CommandError(f"{flag} {name_or_dir}: config.json is unreadable ({e})") from None
+
+def paired_tokenizer(cfg: dict, given: str | None) -> str:
+    "The tokenizer to use with a generator whose config is `cfg`: the one given, else the shipped one its config names."
+    if given is not None: return given
+    name = cfg.get('tokenizer', '')
+    if name in SHIPPED_TOKENIZERS: return name
+    raise CommandError(f"this generator was trained on the tokens of tokenizer {name!r}, which does not ship with the package: "
+                       "pass its folder with --tokenizer")
 
 def _dataset_root(args) -> None:
     if args.dataset == 'folder' and args.root is None:
@@ -213,20 +222,24 @@ def _eval_tokenizer(args) -> int:
 # %% ../nbs/99_cli.ipynb #242dd6e1
 def _train_generator(args) -> int:
     if args.dataset == 'folder': raise CommandError("--dataset folder: train-generator takes no --root; use a named dataset")
-    saved_model(args.tokenizer, 'tokenizer')
+    tokenizer = args.tokenizer or ('mnist-tiny-ms' if args.kind == 'next-scale' else 'mnist-tiny')
+    if bool(saved_model(tokenizer, 'tokenizer').get('scales')) != (args.kind == 'next-scale'):     # before any work
+        raise CommandError(f"--kind next-scale needs a multi-scale tokenizer (e.g. mnist-tiny-ms); {tokenizer} has one scale"
+                           if args.kind == 'next-scale' else f"--tokenizer {tokenizer} is multi-scale: its tokens are for --kind next-scale")
     writable(args.out, '--out')
     train_overrides, allow = _run_options(args)
     device = _check_device(args.device)
     from leech_explorer.generator_train import train_generator
-    out = train_generator(preset=args.preset, tokenizer=args.tokenizer, dataset=args.dataset, head=args.head,
+    out = train_generator(kind=args.kind, preset=args.preset, tokenizer=tokenizer, dataset=args.dataset, head=args.head,
                           optimizer=args.optimizer, steps=args.steps, out=args.out, resume=args.resume, device=device, seed=args.seed,
                           train_overrides=train_overrides, allow_changes=allow)
-    print(f"wrote the generator to {out}; try: leech-explorer sample --generator {out} --tokenizer {args.tokenizer}")
+    print(f"wrote the generator to {out}; try: leech-explorer sample --generator {out} --tokenizer {tokenizer}")
     return 0
 
 def _sample(args) -> int:
     cfg = saved_model(args.generator, 'generator')
-    saved_model(args.tokenizer, 'tokenizer')
+    tokenizer = paired_tokenizer(cfg, args.tokenizer)
+    saved_model(tokenizer, 'tokenizer')
     n_classes, head = cfg.get('n_classes', 10), cfg.get('head', 'shell')        # GeneratorConfig's defaults
     labels = list(range(n_classes)) if args.labels is None else args.labels
     if bad := [v for v in labels if v >= n_classes]: raise CommandError(f"--labels {bad[0]}: this generator's classes are 0 to {n_classes - 1}")
@@ -239,9 +252,9 @@ def _sample(args) -> int:
     from leech_explorer.generator_train import sample_grid
     given = {k: v for k, v in dict(cfg_scale=args.cfg_scale, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p).items()
              if v is not None}                                                  # the rest: the generator's recommendation
-    out = sample_grid(args.generator, args.tokenizer, labels=labels, n_per_label=args.n_per_label, out=Path(args.out).expanduser(),
+    out = sample_grid(args.generator, tokenizer, labels=labels, n_per_label=args.n_per_label, out=Path(args.out).expanduser(),
                       device=device, scale=SAMPLE_SCALE, seed=args.seed, **given)
-    used = GeneratorConfig(**cfg).sampling | given
+    used = {k: cfg.get(f'sample_{k}', v) for k, v in GeneratorConfig().sampling.items()} | given   # missing: the defaults
     print(f"wrote {out}: one row per label, {args.n_per_label} samples each; sampled with "
           + ', '.join(f"{k} {v}{'' if k in given else ' (recommended)'}" for k, v in used.items() if v is not None))
     return 0
@@ -288,6 +301,7 @@ QUANTIZERS = ('leech', 'bsq', 'vq', 'random')                         # leech_ex
 HEADS = ('full', 'factorized', 'shell', 'vmf')                        # leech_explorer.generator.HEADS
 OPTIMIZERS = ('adamw', 'muon', 'dion')                                # leech_explorer.optim.OPTIMIZERS
 GENERATOR_PRESETS = ('tiny', 'paper')                                 # leech_explorer.generator_train.TRAIN_PRESETS
+GENERATOR_KINDS = ('raster', 'next-scale')                            # leech_explorer.generator.GENERATOR_KINDS
 # bounds that --help states: past them a run would not fit in memory or on a screen, so it is refused before it starts
 MAX_PER_LABEL = 100            # sample: columns of the grid (a 28-pixel digit is drawn 112 pixels wide)
 MAX_LABELS = 100               # sample: rows of the grid
@@ -336,6 +350,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--version', action='version', version=f'leech_explorer {leech_explorer.__version__}')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
 
+    _add_tour(sub)
+    _add_bench(sub)
+    _add_tokenizer_commands(sub)
+    _add_generator_commands(sub)
+    _add_course_commands(sub)
+    return p
+
+
+# %% ../nbs/99_cli.ipynb #c8ecdf82
+def _add_tour(sub) -> None:
+    "The tour: five measured steps and a report (chapter 08)."
     t = sub.add_parser('tour', help='the whole story on this machine, with a self-contained report (start here)',
                        formatter_class=argparse.RawDescriptionHelpFormatter, description='''\
 The course's results, measured on this machine in five steps; writes OUT/report.html (one self-contained file) and
@@ -357,6 +382,10 @@ OUT/metrics.json:
                    'LEECH_EXPLORER_CACHE=off switches the cache off)')
     t.set_defaults(func=_tour)
 
+
+# %% ../nbs/99_cli.ipynb #ce62d445
+def _add_bench(sub) -> None:
+    "The benchmark: the search against brute force, the heads against the full head (chapters 03c, 07b)."
     b = sub.add_parser('bench', help="time the nearest-code search against brute force, and a generator's output heads (same run, ratios)")
     b.add_argument('--n', type=int_range(1, MAX_BENCH_N), nargs='+', default=[65536, 1048576],
                    help=f'numbers of input vectors, each at most {MAX_BENCH_N:,} (default: 65536 1048576)')
@@ -373,6 +402,10 @@ OUT/metrics.json:
                    help=f'tokens per step for the heads, at most {MAX_TOKENS:,} (default: 256)')
     b.set_defaults(func=_bench)
 
+
+# %% ../nbs/99_cli.ipynb #c8d03d08
+def _add_tokenizer_commands(sub) -> None:
+    "train-tokenizer and eval-tokenizer (chapter 06)."
     tt = sub.add_parser('train-tokenizer', help='train a ViT tokenizer with Λ24-SQ (or BSQ / VQ) and save it',
                         description='Train a tokenizer (chapter 06) on an offline dataset and save it with its metrics; '
                         'the tiny preset trains on MNIST on a laptop CPU.')
@@ -396,11 +429,18 @@ OUT/metrics.json:
     et.add_argument('--json', default=None, help='also write the results to this JSON file')
     et.set_defaults(func=_eval_tokenizer)
 
+
+# %% ../nbs/99_cli.ipynb #c1e5c4f0
+def _add_generator_commands(sub) -> None:
+    "train-generator (raster or next-scale) and sample (chapters 07c, 07d)."
     tg = sub.add_parser('train-generator', help="train a class-conditional generator on a tokenizer's Λ24 tokens and save it",
                         description='Train an autoregressive generator (chapter 07c) over the 196,560-code vocabulary of a '
                         'saved tokenizer; the tiny preset trains on MNIST on a laptop CPU.')
     tg.add_argument('--preset', default='tiny', choices=GENERATOR_PRESETS, help='architecture and recipe (default: tiny)')
-    tg.add_argument('--tokenizer', default='mnist-tiny', help='shipped name or folder written by train-tokenizer (default: mnist-tiny)')
+    tg.add_argument('--kind', default='raster', choices=GENERATOR_KINDS, help='raster: one token at a time (chapter 07c, default); '
+                    'next-scale: a whole scale at a time, on a multi-scale tokenizer (chapter 07d)')
+    tg.add_argument('--tokenizer', default=None, help='shipped name or folder written by train-tokenizer '
+                    '(default: mnist-tiny, or mnist-tiny-ms with --kind next-scale)')
     tg.add_argument('--dataset', default='mnist', choices=DATASETS, help='labelled training images (default: mnist)')
     tg.add_argument('--head', default=None, choices=HEADS, help="output head (default: the preset's)")
     tg.add_argument('--optimizer', default='adamw', choices=OPTIMIZERS, help='optimizer of the hidden matrices (default: adamw)')
@@ -412,8 +452,10 @@ OUT/metrics.json:
                         description="Sample images for some class labels (one row per label, the label at its left, every "
                         f"pixel drawn {SAMPLE_SCALE}x{SAMPLE_SCALE}) and write them as one PNG. Sampling settings you leave out are the ones the "
                         "generator's config.json recommends (sample_cfg_scale, sample_temperature, sample_top_k, sample_top_p).")
-    sm.add_argument('--generator', default='mnist-tiny', help='shipped name or folder written by train-generator (default: mnist-tiny)')
-    sm.add_argument('--tokenizer', default='mnist-tiny', help="the generator's tokenizer: shipped name or folder (default: mnist-tiny)")
+    sm.add_argument('--generator', default='mnist-tiny', help=f'shipped name ({", ".join(SHIPPED)}) or folder written by '
+                    'train-generator, of either kind (default: mnist-tiny)')
+    sm.add_argument('--tokenizer', default=None, help="the generator's tokenizer: shipped name or folder (default: the shipped "
+                    "one its config names: mnist-tiny for mnist-tiny, mnist-tiny-ms for mnist-tiny-ns)")
     sm.add_argument('--labels', type=int_range(0), nargs='+', default=None,
                     help=f'class labels, one row each, at most {MAX_LABELS} (default: every class)')
     sm.add_argument('--n-per-label', type=int_range(1, MAX_PER_LABEL), default=10,
@@ -431,6 +473,10 @@ OUT/metrics.json:
     _seed(sm)
     sm.set_defaults(func=_sample)
 
+
+# %% ../nbs/99_cli.ipynb #c6a3ad72
+def _add_course_commands(sub) -> None:
+    "lab and site: the course in JupyterLab and as a static site (chapter 98)."
     l = sub.add_parser('lab', help='copy the course notebooks to a folder of yours and open them in JupyterLab',
                        description='Copy the course notebooks (and the files they read) into DIR — files you already '
                        'have there are kept — and start JupyterLab on them.')
@@ -458,7 +504,7 @@ OUT/metrics.json:
     s.add_argument('--solutions', action='store_true', help="also render the exercises' worked solutions (nbs/solutions), "
                    'each linked from its chapter (for instructors)')
     s.set_defaults(func=_site)
-    return p
+
 
 # %% ../nbs/99_cli.ipynb #7fdb76d0
 def main(argv: list[str] | None = None) -> int:

@@ -19,10 +19,11 @@ from .train import atomic_write, replace_durably, load_state
 from .tokenizer import MAX_PARAMS, WEIGHTS_HASH, _DTYPES, _sha256, _say_once, _check_hash
 
 # %% auto #0
-__all__ = ['CE_BACKENDS', 'HEADS', 'GENERATOR_LIMITS', 'HEAD_WIDTH', 'PRETRAINED', 'LATER_FIELDS', 'linear_cross_entropy',
-           'cce_available', 'GeneratorConfig', 'check_generator_config', 'Block', 'filter_logits', 'FullHead',
-           'FactorizedHead', 'check_labels', 'Generator', 'check_sampling', 'sample', 'pretrained_dir',
-           'tokenizer_fingerprint', 'save_pretrained', 'from_pretrained', 'check_pair', 'ShellHead', 'VMFHead']
+__all__ = ['CE_BACKENDS', 'HEADS', 'GENERATOR_KINDS', 'GENERATOR_LIMITS', 'HEAD_WIDTH', 'PRETRAINED', 'LATER_FIELDS',
+           'linear_cross_entropy', 'cce_available', 'GeneratorConfig', 'check_generator_config', 'Block',
+           'filter_logits', 'FullHead', 'FactorizedHead', 'check_labels', 'Generator', 'check_sampling', 'sample',
+           'generator_class', 'pretrained_dir', 'tokenizer_fingerprint', 'save_pretrained', 'from_pretrained',
+           'check_pair', 'ShellHead', 'VMFHead']
 
 # %% ../nbs/07_generator.ipynb #736703a9
 def _chunk_logits(h: Tensor, weight: Tensor, bias: Tensor | None, j: int, size: int) -> Tensor:
@@ -119,6 +120,8 @@ def _cce_loss(hidden: Tensor, weight: Tensor, targets: Tensor, bias: Tensor | No
 
 # %% ../nbs/07_generator.ipynb #16d49430
 HEADS = ('full', 'factorized', 'shell', 'vmf')
+GENERATOR_KINDS = {'raster': ('leech_explorer.generator', 'Generator'),            # kind -> (module, class): a saved config's
+                   'next-scale': ('leech_explorer.next_scale', 'NextScaleGenerator')}   # kind picks its model (07d, imported when used)
 
 @dataclass
 class GeneratorConfig:
@@ -143,6 +146,7 @@ class GeneratorConfig:
     sample_temperature: float = 1.0   # > 0; 1 samples the model's own distribution
     sample_top_k: int | None = None   # full/factorized heads only: keep the k likeliest choices (None: all)
     sample_top_p: float | None = None # full/factorized heads only: nucleus mass in (0, 1] (None: off)
+    kind: str = 'raster'              # which model a saved config builds: 'raster' (this chapter) or 'next-scale' (chapter 07d)
 
     def __post_init__(self):
         if isinstance(self.grid, (list, tuple)): self.grid = tuple(self.grid)   # config.json holds a list
@@ -203,6 +207,7 @@ def check_generator_config(c: GeneratorConfig) -> None:
         lo, hi = GENERATOR_LIMITS.get(f.name, (None, None))
         if lo is not None and not all(lo <= x <= hi for x in items): raise ValueError(f"{f.name} must lie in [{lo}, {hi}], got {v!r}")
     if c.head not in HEADS: raise ValueError(f"head must be one of {HEADS}, got {c.head!r}")
+    if c.kind not in GENERATOR_KINDS: raise ValueError(f"kind must be one of {tuple(GENERATOR_KINDS)}, got {c.kind!r}")
     if c.ce_backend not in CE_BACKENDS: raise ValueError(f"ce_backend must be one of {CE_BACKENDS}, got {c.ce_backend!r}")
     if c.d_model % c.n_heads: raise ValueError(f"d_model ({c.d_model}) must be divisible by n_heads ({c.n_heads})")
     for name in ('dropout', 'class_dropout'):
@@ -402,8 +407,15 @@ def sample(self: Generator,
 Generator.sample = sample
 
 # %% ../nbs/07_generator.ipynb #7ca74254
-PRETRAINED = {'mnist-tiny': 'mnist-tiny-generator'}                           # name -> folder inside the package
-LATER_FIELDS = ('ce_backend', 'sample_cfg_scale', 'sample_temperature', 'sample_top_k', 'sample_top_p')   # added after the first generators were saved: missing = the default
+PRETRAINED = {'mnist-tiny': 'mnist-tiny-generator', 'mnist-tiny-ns': 'mnist-tiny-ns-generator'}   # name -> folder inside the package
+LATER_FIELDS = ('ce_backend', 'sample_cfg_scale', 'sample_temperature', 'sample_top_k', 'sample_top_p', 'kind')   # added after the first generators were saved: missing = the default
+
+def generator_class(kind: str) -> type:
+    "The model class that builds configs of this `kind` (GENERATOR_KINDS); its module is imported on first use."
+    import importlib
+    if kind not in GENERATOR_KINDS: raise ValueError(f"unknown generator kind {kind!r}; the kinds are {tuple(GENERATOR_KINDS)}")
+    module, name = GENERATOR_KINDS[kind]
+    return getattr(importlib.import_module(module), name)
 
 def pretrained_dir(name: str) -> Path:
     "The folder of a generator that ships with the package."
@@ -433,26 +445,32 @@ def save_pretrained(self: Generator, path, metrics: dict | None = None) -> Path:
     return path
 
 # %% ../nbs/07_generator.ipynb #79934ffb
-def _read_config(path: Path) -> GeneratorConfig:
-    "The validated GeneratorConfig in path/config.json; ValueError naming what is wrong (nothing is built yet)."
+def _read_config(path: Path, cls: type) -> tuple[GeneratorConfig, type]:
+    "The validated config in path/config.json and the class to build it with (`cls`, or for Generator the class its `kind` names); ValueError naming what is wrong, before anything is built."
     file = path / 'config.json'
     try: cfg = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"corrupt generator config {file}: {e}") from None
     if not isinstance(cfg, dict): raise ValueError(f"corrupt generator config {file}: it must hold a JSON object of GeneratorConfig fields, got {json.dumps(cfg)[:40]}")
-    names = [f.name for f in fields(GeneratorConfig)]
+    if (kind := cfg.get('kind', 'raster')) not in GENERATOR_KINDS:          # the kind picks the config's class, so it comes first
+        raise ValueError(f"generator config {file}: kind must be one of {tuple(GENERATOR_KINDS)}, got {kind!r}")
+    model_class = cls if cls.kind == kind else generator_class(kind) if cls is Generator else None   # Generator loads every kind
+    if model_class is None:
+        raise ValueError(f"{path} holds a {kind!r} generator ({generator_class(kind).__name__}), not a {cls.__name__}; "
+                         f"load it with Generator.from_pretrained")
+    config_class = model_class.config_class
+    names = [f.name for f in fields(config_class)]
     if bad := sorted(set(cfg) - set(names)): raise ValueError(f"corrupt generator config {file}: unknown fields {bad}")
     if missing := [k for k in names if k not in cfg and k not in LATER_FIELDS]: raise ValueError(f"corrupt generator config {file}: it lacks the fields {missing}")
-    try: return GeneratorConfig(**cfg)
+    try: return config_class(**cfg), model_class
     except ValueError as e: raise ValueError(f"generator config {file}: {e}") from None
 
-def _check_weights(path: Path, config: GeneratorConfig) -> None:
-    "Compare model.safetensors' header (names, shapes, dtypes) with the tensors `config` implies, before anything is built."
+def _check_weights(path: Path, config: GeneratorConfig, want: dict) -> None:
+    "Compare model.safetensors' header (names, shapes, dtypes) with `want`, the tensors `config` implies, before anything is built."
     from safetensors import safe_open
     file = path / 'model.safetensors'
     try:
         with safe_open(str(file), 'pt') as st: have = {k: (tuple(st.get_slice(k).get_shape()), st.get_slice(k).get_dtype()) for k in st.keys()}
     except Exception as e: raise ValueError(f"corrupt or truncated checkpoint {file}: {e}") from None
-    want = _state_shapes(config)
     floating = lambda k: (d := _DTYPES.get(have[k][1])) is not None and d.is_floating_point
     problems = [f'missing {s[:4]}' if (s := [k for k in want if k not in have]) else '',
                 f'unexpected {s[:4]}' if (s := [k for k in have if k not in want]) else '',
@@ -474,23 +492,25 @@ def _read_metrics(path: Path) -> dict:
 # %% ../nbs/07_generator.ipynb #94589a9b
 @classmethod
 def from_pretrained(cls, name_or_dir, device='cpu') -> Generator:
-    "Load a shipped generator by name ('mnist-tiny') or a folder from save_pretrained; all is checked before the model is built."
+    "Load a shipped generator by name ('mnist-tiny', 'mnist-tiny-ns') or a folder from save_pretrained, as the class its config's kind names; all is checked before the model is built."
     from safetensors.torch import load_file
     path = pretrained_dir(name_or_dir) if name_or_dir in PRETRAINED else Path(name_or_dir)
     if not (path / 'config.json').is_file() or not (path / 'model.safetensors').is_file():
         raise ValueError(f"no generator at {str(name_or_dir)!r}: expected a folder with config.json and model.safetensors "
                          f"(from save_pretrained) or a shipped name {tuple(PRETRAINED)}")
-    config = _read_config(path)                                     # types and ranges of every field
-    _check_weights(path, config)                                    # names and shapes: still nothing is built
+    config, model_class = _read_config(path, cls)                   # types and ranges of every field, and the class
+    _check_weights(path, config, model_class.state_shapes(config))  # names and shapes: still nothing is built
     _check_hash(path, 'generator')                                  # the bytes are the ones that were saved
     try: state = load_file(str(path / 'model.safetensors'), device=str(device))
     except Exception as e: raise ValueError(f"corrupt or truncated checkpoint {path / 'model.safetensors'}: {e}") from None
-    model = cls(config).to(device)
+    model = model_class(config).to(device)
     load_state(model, state, f'checkpoint {path}')
     model.metrics = _read_metrics(path)                             # optional: an unreadable one is a warning, never an error
     return model.eval()
 
 Generator.save_pretrained, Generator.from_pretrained = save_pretrained, from_pretrained
+Generator.kind, Generator.state_shapes = 'raster', staticmethod(_state_shapes)   # what from_pretrained asks of a kind's class
+Generator.config_class = GeneratorConfig
 
 def check_pair(generator: Generator, tokenizer: nn.Module,
                allow_unpaired: bool = False,   # a generator that records no fingerprint: accept this tokenizer (you vouch for it)

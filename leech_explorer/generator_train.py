@@ -13,7 +13,7 @@ from torch import nn, Tensor
 from einops import rearrange
 from .optim import make_optimizer, OPTIMIZERS
 from .metrics import inception_features, fid_from_features, precision_recall
-from .generator import Generator, GeneratorConfig, HEADS, check_labels, check_pair, tokenizer_fingerprint
+from .generator import Generator, GeneratorConfig, HEADS, check_labels, check_pair, tokenizer_fingerprint, generator_class
 
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'STABILITY', 'STABILITY_MODEL', 'STABILITY_RECIPE', 'HEAD_RECIPE', 'encode_dataset', 'generator_loss',
@@ -78,6 +78,7 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
                     train_overrides: dict | None = None,   # TrainConfig fields (batch_size, lr, grad_clip, ckpt_every, ...)
                     allow_changes: tuple = (),       # resume: settings that may differ from the checkpoint's, e.g. ('lr',)
                     callback=None,                   # (step, logs) after every step; may raise to stop the run
+                    kind: str = 'raster',            # 'raster' (chapter 07) or 'next-scale' (chapter 07d; a multi-scale tokenizer)
                     **config_overrides,              # GeneratorConfig fields (d_model, z_loss, ...)
                     ) -> Path:                       # the folder of the trained generator (out/'generator')
     "Train a class-conditional generator on a tokenizer's tokens; save it with save_pretrained and return its folder."
@@ -89,7 +90,11 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
     if head is not None:
         if head not in HEADS: raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         config_overrides['head'] = head
+    model_class = generator_class(kind)                                       # ValueError for an unknown kind
     tok = load_tokenizer(tokenizer).to(device).eval()
+    if bool(getattr(getattr(tok, 'config', None), 'scales', None)) != (kind == 'next-scale'):
+        raise ValueError("a next-scale generator needs a multi-scale tokenizer (one with scales), e.g. 'mnist-tiny-ms'" if kind == 'next-scale'
+                         else "this tokenizer is multi-scale: its tokens are for a next-scale generator (kind='next-scale')")
     fingerprint, ckpt = tokenizer_fingerprint(tok), Path(out) / 'last.safetensors'
     allow = (allow_changes,) if isinstance(allow_changes, str) else tuple(allow_changes)
     if resume and ckpt.exists() and 'tokenizer_fingerprint' not in allow: check_resume_tokenizer(ckpt, fingerprint)   # before any work
@@ -98,11 +103,13 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
         if n_images < 1: raise ValueError(f"n_images must be a positive integer, got {n_images}")
         images = torch.utils.data.Subset(images, torch.linspace(0, len(images) - 1, min(n_images, len(images))).long().tolist())
     data = encode_dataset(tok, images)
-    config = GeneratorConfig.preset(preset, grid=tuple(data.tensors[0].shape[1:]), n_classes=int(data.tensors[1].max()) + 1,
+    shape = (dict(grid=(tok.config.grid,) * 2, scales=tok.config.scales, gains=tok.config.gains) if kind == 'next-scale'
+             else dict(grid=tuple(data.tensors[0].shape[1:])))                # the token grid(s) the model predicts
+    config = model_class.config_class.preset(preset, **shape, n_classes=int(data.tensors[1].max()) + 1,
                                     tokenizer=str(tokenizer) if isinstance(tokenizer, (str, Path)) else 'custom',
                                     tokenizer_fingerprint=fingerprint, **config_overrides)
     torch.manual_seed(seed)
-    model = Generator(config)
+    model = model_class(config)
     recipe = {**TRAIN_PRESETS[preset], **({'steps': steps} if steps else {}), **(train_overrides or {})}
     cfg = TrainConfig(**{**dict(seed=seed, device=device, log_every=25, weight_decay=0.01, betas=(0.9, 0.95)), **recipe})
     opt = lambda m, c: make_optimizer(m, optimizer, lr=c.lr, weight_decay=c.weight_decay, betas=c.betas, seed=c.seed)
@@ -110,7 +117,7 @@ def train_generator(preset: str = 'tiny',            # 'tiny' (MNIST on a CPU) o
     result = train(model, data, cfg, out=out, resume=resume, loss_fn=generator_loss, make_optimizer=opt,
                    model_config=asdict(config), progress=progress, allow_changes=allow, callback=callback)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
-    metrics = dict(preset=preset, optimizer=optimizer, dataset=dataset, steps=result['step'], train_seconds=round(seconds, 1),
+    metrics = dict(kind=kind, preset=preset, optimizer=optimizer, dataset=dataset, steps=result['step'], train_seconds=round(seconds, 1),
                    train_cpu_seconds=round(cpu_seconds, 1), threads=torch.get_num_threads(),
                    tokens_per_second=None if resume else round(cfg.batch_size * config.seq_len * cfg.steps / seconds, 1),
                    params=sum(p.numel() for p in model.parameters()), history=result['history'])
@@ -175,7 +182,7 @@ def write_png(images: Tensor, path, nrow: int = 10, pad: int = 2,
     return path
 
 def sample_grid(generator='mnist-tiny',       # shipped name, folder, or Generator
-                tokenizer='mnist-tiny',       # shipped name, folder, or Tokenizer (must be the generator's)
+                tokenizer=None,               # shipped name, folder, or Tokenizer (the generator's); None: the one its config names
                 labels=None,                  # class labels, one row each (default: every class)
                 n_per_label: int = 10,        # samples per label (columns)
                 out='samples.png',            # PNG file to write
@@ -184,8 +191,8 @@ def sample_grid(generator='mnist-tiny',       # shipped name, folder, or Generat
                 **sample_kw,                  # cfg_scale, temperature, top_k, top_p, seed; left out: the generator's recommendation
                 ) -> Path:
     "Write a PNG grid of class-conditional samples: one row per label, the label written at the row's left."
-    gen = Generator.from_pretrained(generator, device=device) if isinstance(generator, (str, Path)) else generator
-    tok = load_tokenizer(tokenizer).to(device).eval()
+    gen = Generator.from_pretrained(generator, device=device) if isinstance(generator, (str, Path)) else generator   # any kind
+    tok = load_tokenizer(tokenizer if tokenizer is not None else gen.config.tokenizer).to(device).eval()
     labels = range(gen.config.n_classes) if labels is None else labels
     if n_per_label < 1: raise ValueError(f"n_per_label must be a positive integer, got {n_per_label}")
     labels = check_labels(torch.as_tensor(list(labels)), gen.config.n_classes)
@@ -298,7 +305,7 @@ def evaluate_generator(generator: Generator, tokenizer, dataset: str = 'mnist',
     out = dict(n_samples=len(labels), classifier_score=classifier_score(classifier, images, labels),
                classifier_real_test_accuracy=classifier_score(classifier, xt, yt),
                invalid_raw_draws=generator.sample_stats.get('invalid', 0) / max(1, generator.sample_stats.get('tokens', 1)),
-               sample_tokens_per_second=len(labels) * generator.config.seq_len / seconds,
+               sample_tokens_per_second=len(labels) * generator.config.seq_len / seconds, samples_per_second=len(labels) / seconds,
                params=sum(p.numel() for p in generator.parameters()), **(generator.config.sampling | sample_kw))
     if fid:
         fr = test_features(dataset, len(labels)) if real_features is None else real_features

@@ -4,8 +4,6 @@
 
 # %% ../nbs/07d_next_scale.ipynb #49e0aee9
 from __future__ import annotations
-import json, time
-from dataclasses import asdict
 from pathlib import Path
 from dataclasses import dataclass, fields
 import torch
@@ -14,7 +12,8 @@ from torch import nn, Tensor
 from einops import rearrange
 from .quantizer import LeechQuantizer
 from .multiscale import MultiScaleQuantizer, check_scales, GAINS
-from .generator import GeneratorConfig, Block, _HEAD_CLASSES, check_labels, check_sampling, save_pretrained
+from .generator_train import train_generator
+from .generator import GeneratorConfig, Block, _HEAD_CLASSES, check_labels, check_sampling, save_pretrained, from_pretrained, _state_shapes
 
 # %% auto #0
 __all__ = ['scale_mask', 'NextScaleConfig', 'ScaleBlock', 'NextScaleGenerator', 'guidance_schedule', 'train_next_scale_generator']
@@ -32,6 +31,7 @@ class NextScaleConfig(GeneratorConfig):
     scales: tuple = (1, 2, 3, 5, 7)   # side of each scale's token grid, coarse to fine; the last one is grid's side
     gains: str = 'unit'               # the multi-scale tokenizer's gains ('unit' or 'decay'): the inputs are built with them
     tokenizer: str = 'mnist-tiny-ms'
+    kind: str = 'next-scale'          # saved in config.json: Generator.from_pretrained builds this class from it
 
     def __post_init__(self):
         if isinstance(self.scales, list): self.scales = tuple(self.scales)
@@ -159,66 +159,20 @@ def _sample(self: NextScaleGenerator,
 NextScaleGenerator._scale_inputs, NextScaleGenerator._cached_pass, NextScaleGenerator.sample = _scale_inputs, _cached_pass, _sample
 
 # %% ../nbs/07d_next_scale.ipynb #d4dd46b9
-def _ns_from_pretrained(cls, path, device: str = 'cpu') -> NextScaleGenerator:
-    "Load a next-scale generator saved with `save_pretrained`; config and weights are checked before the model is built."
-    from safetensors.torch import load_file
-    from leech_explorer.tokenizer import _check_hash
-    from leech_explorer.generator import _read_metrics
-    from leech_explorer.train import load_state
-    path = Path(path); file = path / 'config.json'
-    if not file.is_file() or not (path / 'model.safetensors').is_file():
-        raise ValueError(f"no next-scale generator at {str(path)!r}: expected config.json and model.safetensors (from save_pretrained)")
-    try: cfg = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"corrupt generator config {file}: {e}") from None
-    names = {f.name for f in fields(NextScaleConfig)}
-    if not isinstance(cfg, dict) or 'scales' not in cfg: raise ValueError(f"{file} does not describe a next-scale generator (no scales)")
-    if bad := sorted(set(cfg) - names): raise ValueError(f"corrupt generator config {file}: unknown fields {bad}")
-    try: config = NextScaleConfig(**cfg)
-    except (TypeError, ValueError) as e: raise ValueError(f"generator config {file}: {e}") from None
-    _check_hash(path, 'generator')                                    # the bytes are the ones that were saved
-    model = cls(config)
-    load_state(model, load_file(str(path / 'model.safetensors')), f'checkpoint {path}')
-    model.metrics = _read_metrics(path)
-    return model.to(device).eval()
+def _ns_state_shapes(c: NextScaleConfig) -> dict:
+    "Name -> shape of every tensor in NextScaleGenerator(c)'s state dict: the raster model's (one position per token of every scale), plus the scale embeddings."
+    return _state_shapes(c) | {'scale_emb': (len(c.scales), c.d_model)}
 
-NextScaleGenerator.save_pretrained, NextScaleGenerator.from_pretrained = save_pretrained, classmethod(_ns_from_pretrained)
+NextScaleGenerator.kind, NextScaleGenerator.state_shapes = 'next-scale', staticmethod(_ns_state_shapes)
+NextScaleGenerator.config_class = NextScaleConfig
+NextScaleGenerator.save_pretrained, NextScaleGenerator.from_pretrained = save_pretrained, from_pretrained   # chapter 07's, for every kind
+
 
 # %% ../nbs/07d_next_scale.ipynb #193f0eff
 def train_next_scale_generator(tokenizer='mnist-tiny-ms',       # a multi-scale tokenizer: shipped name, folder or object
-                               dataset: str = 'mnist',           # a labelled dataset of load_images
-                               steps: int | None = None,         # optimizer steps (default: chapter 07c's tiny recipe)
                                out='runs/next-scale',            # checkpoints, then the generator in out/'generator'
-                               seed: int = 0,
-                               n_images: int | None = None,      # an evenly spread subset (smoke runs)
-                               device: str = 'cpu',
-                               progress: bool = True,
-                               train_overrides: dict | None = None,   # TrainConfig fields (batch_size, lr, ckpt_every, ...)
-                               **config_overrides,               # NextScaleConfig fields (d_model, head, ...)
+                               **kw,                             # chapter 07c's train_generator: steps, seed, resume, head, d_model, ...
                               ) -> Path:
-    "Train a class-conditional next-scale generator on a multi-scale tokenizer's tokens; returns its saved folder."
-    from leech_explorer.data import load_images
-    from leech_explorer.train import TrainConfig, train
-    from leech_explorer.optim import make_optimizer
-    from leech_explorer.generator import tokenizer_fingerprint
-    from leech_explorer.generator_train import TRAIN_PRESETS, load_tokenizer, encode_dataset, generator_loss
-    if steps is not None and (not isinstance(steps, int) or steps < 1): raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    tok = load_tokenizer(tokenizer).to(device).eval()
-    if not tok.config.scales: raise ValueError("a next-scale generator needs a multi-scale tokenizer (one with scales), e.g. 'mnist-tiny-ms'")
-    images = load_images(dataset, 'train')
-    if n_images is not None:
-        if n_images < 1: raise ValueError(f"n_images must be a positive integer, got {n_images}")
-        images = torch.utils.data.Subset(images, torch.linspace(0, len(images) - 1, min(n_images, len(images))).long().tolist())
-    data = encode_dataset(tok, images)                                        # (N, 88) rows and labels
-    config = NextScaleConfig(grid=(tok.config.grid, tok.config.grid), scales=tok.config.scales, gains=tok.config.gains,
-                             n_classes=int(data.tensors[1].max()) + 1, tokenizer_fingerprint=tokenizer_fingerprint(tok),
-                             tokenizer=str(tokenizer) if isinstance(tokenizer, (str, Path)) else 'custom', **config_overrides)
-    torch.manual_seed(seed)
-    model = NextScaleGenerator(config)
-    recipe = {**TRAIN_PRESETS['tiny'], **({'steps': steps} if steps else {}), **(train_overrides or {})}
-    cfg = TrainConfig(**{**dict(seed=seed, device=device, log_every=25, weight_decay=0.01, betas=(0.9, 0.95)), **recipe})
-    opt = lambda m, c: make_optimizer(m, 'adamw', lr=c.lr, weight_decay=c.weight_decay, betas=c.betas, seed=c.seed)
-    t0 = time.perf_counter()
-    result = train(model, data, cfg, out=out, loss_fn=generator_loss, make_optimizer=opt, model_config=asdict(config), progress=progress)
-    metrics = dict(dataset=dataset, steps=result['step'], train_seconds=round(time.perf_counter() - t0, 1),
-                   threads=torch.get_num_threads(), params=sum(p.numel() for p in model.parameters()), history=result['history'])
-    return model.save_pretrained(Path(out) / 'generator', metrics=metrics)
+    "Train a class-conditional next-scale generator on a multi-scale tokenizer's tokens (chapter 07c's `train_generator`, kind='next-scale'); returns its saved folder."
+    return train_generator(tokenizer=tokenizer, out=out, kind='next-scale', **kw)
+

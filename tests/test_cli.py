@@ -233,6 +233,31 @@ def test_train_generator_and_sample(small_tokenizer, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_next_scale_generator_by_name(tmp_path):
+    "sample --generator mnist-tiny-ns: the shipped next-scale model, its own tokenizer found from its config, the same pixels as the library."
+    png = tmp_path / 'ns.png'
+    r = run('sample', '--generator', 'mnist-tiny-ns', '--labels', '3', '8', '--n-per-label', '2', '--seed', '5', '--out', str(png))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'cfg_scale 2.0 (recommended)' in r.stdout, r.stdout
+    from leech_explorer.generator_train import sample_grid
+    here = sample_grid('mnist-tiny-ns', labels=[3, 8], n_per_label=2, seed=5, out=tmp_path / 'here.png')
+    assert png.read_bytes() == here.read_bytes()
+    r = run('sample', '--generator', 'mnist-tiny-ns', '--tokenizer', 'mnist-tiny', '--labels', '1', '--out', str(png))
+    assert r.returncode == 2 and 'trained on the tokens of tokenizer' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_train_next_scale_generator(tmp_path):
+    "train-generator --kind next-scale on the shipped multi-scale tokenizer (2 steps), then sample from what it wrote."
+    r = run('train-generator', '--kind', 'next-scale', '--steps', '2', '--out', str(tmp_path / 'run'), '--ckpt-every', '0')
+    assert r.returncode == 0, r.stderr[-2000:]
+    gen = tmp_path / 'run' / 'generator'
+    cfg = json.loads((gen / 'config.json').read_text())
+    assert (cfg['kind'], cfg['scales'], cfg['tokenizer']) == ('next-scale', [1, 2, 3, 5, 7], 'mnist-tiny-ms'), cfg
+    assert f'--tokenizer mnist-tiny-ms' in r.stdout, r.stdout
+    r = run('sample', '--generator', str(gen), '--labels', '4', '--n-per-label', '1', '--out', str(tmp_path / 's.png'))
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
 def test_killed_training_resumes(tmp_path, kill_when_file_appears):
     """`train-tokenizer` killed (SIGKILL) mid-run leaves an automatic checkpoint (every 5% of the run, so every 20 of 400
     steps); `--resume` finishes the run, and the result loads."""
