@@ -95,34 +95,40 @@ class BSQuantizer(DropIn):
         self.usage = CodeUsage(2 ** bits) if (bits <= USAGE_MAX_BITS if track_usage is None else track_usage) else None
         self.register_buffer('shifts', torch.arange(bits), persistent=False)   # bit k of an index <-> coordinate k
 
-    def quantize_tokens(self, h: Tensor):
-        "Tokens h (..., L) -> straight-through codes, indices, aux_loss, LossBreakdown."
-        check_latents(h, self.bits)
-        u = F.normalize(h.float(), dim=-1)                              # (..., L) on the unit sphere, float32
-        q = torch.where(u >= 0, 1.0, -1.0) / math.sqrt(self.bits)       # nearest corner; sign(0) = +1
-        indices = ((u >= 0).long() << self.shifts).sum(-1)              # (...)
-
-        zero = u.new_zeros(())
-        per_sample = batch = commit = zero
-        if self.entropy_weight > 0 and u.numel():
-            per_sample, batch = bsq_entropy_terms(u, self.inv_temperature, self.group_size)
-        if self.commitment_weight > 0 and u.numel(): commit = F.mse_loss(u, q)
-        aux_loss = self.entropy_weight * (per_sample - self.gamma * batch) + self.commitment_weight * commit
-        return straight_through(u, q, self.estimator), indices, aux_loss, LossBreakdown(per_sample, batch, commit)
-
-    def lookup_codes(self, indices: Tensor) -> Tensor:
-        "Unit codes (..., L), float32, of integer indices (...) in [0, 2^L)."
-        idx = check_indices(indices, self.codebook_size)
-        bits = (idx[..., None] >> self.shifts.to(idx.device)) & 1
-        return (bits.float() * 2 - 1) / math.sqrt(self.bits)
-
-    def codes_to_indices(self, codes: Tensor) -> Tensor:
-        "Index of the code (..., L) — or of the nearest code to any non-zero vector: bit k = [codes_k >= 0]. Channel-last, width L."
-        check_latents(codes, self.bits, 'codes')
-        return ((codes >= 0).long() << self.shifts.to(codes.device)).sum(-1)
-
     def extra_repr(self) -> str:
         return f'bits={self.bits}, dim={self.dim}, entropy_weight={self.entropy_weight}, group_size={self.group_size}'
+
+# %% ../nbs/04_baselines.ipynb #d4b3c434
+def _bsq_quantize_tokens(self: BSQuantizer, h: Tensor):
+    "Tokens h (..., L) -> straight-through codes, indices, aux_loss, LossBreakdown."
+    check_latents(h, self.bits)
+    u = F.normalize(h.float(), dim=-1)                              # (..., L) on the unit sphere, float32
+    q = torch.where(u >= 0, 1.0, -1.0) / math.sqrt(self.bits)       # nearest corner; sign(0) = +1
+    indices = ((u >= 0).long() << self.shifts).sum(-1)              # (...)
+
+    zero = u.new_zeros(())
+    per_sample = batch = commit = zero
+    if self.entropy_weight > 0 and u.numel():
+        per_sample, batch = bsq_entropy_terms(u, self.inv_temperature, self.group_size)
+    if self.commitment_weight > 0 and u.numel(): commit = F.mse_loss(u, q)
+    aux_loss = self.entropy_weight * (per_sample - self.gamma * batch) + self.commitment_weight * commit
+    return straight_through(u, q, self.estimator), indices, aux_loss, LossBreakdown(per_sample, batch, commit)
+
+BSQuantizer.quantize_tokens = _bsq_quantize_tokens
+
+# %% ../nbs/04_baselines.ipynb #3e16123f
+def _bsq_lookup_codes(self: BSQuantizer, indices: Tensor) -> Tensor:
+    "Unit codes (..., L), float32, of integer indices (...) in [0, 2^L)."
+    idx = check_indices(indices, self.codebook_size)
+    bits = (idx[..., None] >> self.shifts.to(idx.device)) & 1
+    return (bits.float() * 2 - 1) / math.sqrt(self.bits)
+
+def _bsq_codes_to_indices(self: BSQuantizer, codes: Tensor) -> Tensor:
+    "Index of the code (..., L) — or of the nearest code to any non-zero vector: bit k = [codes_k >= 0]. Channel-last, width L."
+    check_latents(codes, self.bits, 'codes')
+    return ((codes >= 0).long() << self.shifts.to(codes.device)).sum(-1)
+
+BSQuantizer.lookup_codes, BSQuantizer.codes_to_indices = _bsq_lookup_codes, _bsq_codes_to_indices
 
 # %% ../nbs/04_baselines.ipynb #ae9911d3
 class VectorQuantizer(DropIn):
@@ -167,49 +173,57 @@ class VectorQuantizer(DropIn):
         check_latents(z, self.codebook_dim, name, allow_zero=not self.cosine)
         return F.normalize(z.float(), dim=-1) if self.cosine else z.float()
 
-    def quantize_tokens(self, h: Tensor):
-        "Tokens h (..., D) -> straight-through codes, indices, aux_loss, LossBreakdown; training mode updates the codebook."
-        x = self._prepare(h, 'z')                                        # (..., D) float32, unit if cosine
-        indices = nearest_code(x.detach(), self.embed, self.cosine, self.max_scores)  # (...)
-        q = self.embed[indices]                                          # (..., D), a copy: safe from the update below
-
-        zero = x.new_zeros(())
-        commit = F.mse_loss(x, q) if x.numel() else zero                 # q carries no gradient: the commitment term
-        if self.training and self.learn and x.numel(): self._ema_update(x.detach(), indices)
-        return straight_through(x, q, self.estimator), indices, self.commitment_weight * commit, LossBreakdown(zero, zero, commit)
-
-    def lookup_codes(self, indices: Tensor) -> Tensor:
-        "Codes (..., D), float32 (unit vectors when cosine), of integer indices (...) in [0, K)."
-        return self.embed[check_indices(indices, self.codebook_size).to(self.embed.device)]
-
-    def codes_to_indices(self, codes: Tensor) -> Tensor:
-        "Index of each code (..., D) — of the nearest code, for any vector. Channel-last, at the codebook's width."
-        return nearest_code(self._prepare(codes, 'codes'), self.embed, self.cosine, self.max_scores)
-
-    @torch.no_grad()
-    def _ema_update(self, x: Tensor, indices: Tensor) -> None:
-        "Move each code to the EMA mean of the inputs it wins, then restart dead codes."
-        x, _ = pack([x], '* d'); idx = indices.flatten()                  # (N, D), (N,)
-        counts = torch.bincount(idx, minlength=self.codebook_size).float()
-        sums = torch.zeros_like(self.embed).index_add_(0, idx, x)
-        self.cluster_size.lerp_(counts, 1 - self.decay)
-        self.embed_sum.lerp_(sums, 1 - self.decay)
-        n = self.cluster_size.sum()
-        smoothed = (self.cluster_size + self.eps) / (n + self.codebook_size * self.eps) * n
-        embed = self.embed_sum / smoothed[:, None]
-        self.embed.copy_(F.normalize(embed, dim=-1) if self.cosine else embed)
-        if self.dead_fraction > 0 and len(x): self._restart_dead(x)
-
-    @torch.no_grad()
-    def _restart_dead(self, x: Tensor) -> None:
-        threshold = self.dead_fraction * self.cluster_size.mean()
-        dead = self.cluster_size < threshold
-        n_dead = int(dead.sum())
-        if n_dead == 0: return
-        pick = x[torch.randint(len(x), (n_dead,), generator=self._restart_gen).to(x.device)]
-        self.embed[dead] = pick
-        self.cluster_size[dead] = threshold                              # on probation: restarted again if it wins nothing
-        self.embed_sum[dead] = pick * threshold
-
     def extra_repr(self) -> str:
         return f'codebook_size={self.codebook_size}, dim={self.dim}, codebook_dim={self.codebook_dim}, cosine={self.cosine}, decay={self.decay}'
+
+# %% ../nbs/04_baselines.ipynb #de88b3e8
+def _vq_quantize_tokens(self: VectorQuantizer, h: Tensor):
+    "Tokens h (..., D) -> straight-through codes, indices, aux_loss, LossBreakdown; training mode updates the codebook."
+    x = self._prepare(h, 'z')                                        # (..., D) float32, unit if cosine
+    indices = nearest_code(x.detach(), self.embed, self.cosine, self.max_scores)  # (...)
+    q = self.embed[indices]                                          # (..., D), a copy: safe from the update below
+
+    zero = x.new_zeros(())
+    commit = F.mse_loss(x, q) if x.numel() else zero                 # q carries no gradient: the commitment term
+    if self.training and self.learn and x.numel(): self._ema_update(x.detach(), indices)
+    return straight_through(x, q, self.estimator), indices, self.commitment_weight * commit, LossBreakdown(zero, zero, commit)
+
+def _vq_lookup_codes(self: VectorQuantizer, indices: Tensor) -> Tensor:
+    "Codes (..., D), float32 (unit vectors when cosine), of integer indices (...) in [0, K)."
+    return self.embed[check_indices(indices, self.codebook_size).to(self.embed.device)]
+
+def _vq_codes_to_indices(self: VectorQuantizer, codes: Tensor) -> Tensor:
+    "Index of each code (..., D) — of the nearest code, for any vector. Channel-last, at the codebook's width."
+    return nearest_code(self._prepare(codes, 'codes'), self.embed, self.cosine, self.max_scores)
+
+VectorQuantizer.quantize_tokens, VectorQuantizer.lookup_codes = _vq_quantize_tokens, _vq_lookup_codes
+VectorQuantizer.codes_to_indices = _vq_codes_to_indices
+
+# %% ../nbs/04_baselines.ipynb #1817ca33
+@torch.no_grad()
+def _ema_update(self: VectorQuantizer, x: Tensor, indices: Tensor) -> None:
+    "Move each code to the EMA mean of the inputs it wins, then restart dead codes."
+    x, _ = pack([x], '* d'); idx = indices.flatten()                  # (N, D), (N,)
+    counts = torch.bincount(idx, minlength=self.codebook_size).float()
+    sums = torch.zeros_like(self.embed).index_add_(0, idx, x)
+    self.cluster_size.lerp_(counts, 1 - self.decay)
+    self.embed_sum.lerp_(sums, 1 - self.decay)
+    n = self.cluster_size.sum()
+    smoothed = (self.cluster_size + self.eps) / (n + self.codebook_size * self.eps) * n
+    embed = self.embed_sum / smoothed[:, None]
+    self.embed.copy_(F.normalize(embed, dim=-1) if self.cosine else embed)
+    if self.dead_fraction > 0 and len(x): self._restart_dead(x)
+
+@torch.no_grad()
+def _restart_dead(self: VectorQuantizer, x: Tensor) -> None:
+    "Restart the codes whose EMA count fell below dead_fraction x the mean on random inputs x (N, D) of the batch."
+    threshold = self.dead_fraction * self.cluster_size.mean()
+    dead = self.cluster_size < threshold
+    n_dead = int(dead.sum())
+    if n_dead == 0: return
+    pick = x[torch.randint(len(x), (n_dead,), generator=self._restart_gen).to(x.device)]
+    self.embed[dead] = pick
+    self.cluster_size[dead] = threshold                              # on probation: restarted again if it wins nothing
+    self.embed_sum[dead] = pick * threshold
+
+VectorQuantizer._ema_update, VectorQuantizer._restart_dead = _ema_update, _restart_dead

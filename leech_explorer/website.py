@@ -4,13 +4,13 @@
 
 # %% ../nbs/98_site.ipynb #efdcbbb5
 from __future__ import annotations
-import html, importlib.util, json, os, re, shutil, subprocess, sys, tarfile, tempfile
+import html, importlib.resources, importlib.util, json, os, re, shutil, subprocess, sys, tarfile, tempfile
 from pathlib import Path
 import leech_explorer
 
 # %% auto #0
 __all__ = ['COURSE_DIRS', 'PARTS', 'MATHJAX_NPM', 'MATHJAX_FILE', 'checkout_root', 'course_root', 'site_root', 'course_notebooks',
-           'working_copy', 'lab_command', 'mathjax_file', 'local_assets', 'check_site_folder', 'build_site']
+           'working_copy', 'lab_command', 'site_css', 'mathjax_file', 'local_assets', 'check_site_folder', 'build_site']
 
 # %% ../nbs/98_site.ipynb #de97cfde
 COURSE_DIRS = ('nbs', 'benchmarks', 'results', 'images')   # the notebooks and the files they read, in the repo's layout
@@ -105,12 +105,16 @@ _WIDGET_NOTE = ('<div class="le-widget-note">An interactive control (ipywidgets)
 _SLOW_NOTE = ('<div class="le-slow-note"><b>slow:</b> run it in JupyterLab (<code>leech-explorer lab</code>) to see its '
               'output. It runs too long for the course\'s tests, so its output is not stored with the course.</div>')
 
+_SOLUTIONS_LINK = ('<p class="le-solutions">For instructors: <a href="{href}">Solutions</a>, '
+                  'the worked answers to these exercises.</p>')
+
 _FIGURE = {'image/png', 'image/jpeg', 'image/svg+xml', 'application/vnd.plotly.v1+json'}   # outputs that draw a figure
 
 def _plotly_html(fig: dict) -> str:
     import plotly.io as pio
     return pio.to_html(fig, include_plotlyjs=False, full_html=False, validate=False, default_width='100%')
 
+# %% ../nbs/98_site.ipynb #e4d40677
 def _for_reader(cell) -> bool:
     "Whether a cell belongs on a page: not nbdev's machinery (hidden cells, export calls, the 'Export -' heading), not empty."
     src = cell.source.strip()
@@ -154,68 +158,11 @@ def _prepare(nb) -> dict:
     return counts
 
 # %% ../nbs/98_site.ipynb #648a8a83
-PARTS = (('I', 'The lattice', '00', '02'), ('II', 'The quantizer', '03', '04'), ('III', 'The tokenizer', '05', '06'),
-         ('IV', 'The generator', '07', '07'), ('V', 'The tour and the tools', '08', '99'))   # numeral, title, first and last chapter number
-
-_CSS = """
-body.le-site { margin: 0; padding: 0; }
-.le-header { position: sticky; top: 0; z-index: 100; display: flex; flex-wrap: wrap; align-items: center; gap: 2px 16px;
-  padding: 8px 16px; background: #f7f7f9; border-bottom: 1px solid #ddd; font: 14px/1.4 system-ui, sans-serif; }
-.le-header a { color: #1a5fb4; text-decoration: none; }
-.le-home { font-weight: 600; }
-.le-where { color: #555; }
-.le-step { margin-left: auto; display: flex; gap: 16px; }
-.le-menu-button { cursor: pointer; font-weight: 600; color: #1a5fb4; }
-.le-layout { display: flex; align-items: flex-start; }
-.le-side { flex: none; width: 290px; box-sizing: border-box; position: sticky; top: 38px; max-height: calc(100vh - 38px);
-  overflow-y: auto; padding: 6px 10px 32px 12px; border-right: 1px solid #eee; font: 14px/1.35 system-ui, sans-serif; }
-.le-side ol { list-style: none; margin: 0; padding: 0; }
-.le-side a { display: block; padding: 3px 6px; border-radius: 4px; color: #1a5fb4; text-decoration: none; }
-.le-side a:hover { background: #f0f3f8; }
-.le-side a.le-here { background: #e6edf8; color: #111; font-weight: 600; }
-.le-part-title { margin: 14px 0 4px 6px; color: #666; font-size: 12px; font-weight: 600; text-transform: uppercase;
-  letter-spacing: .04em; }
-.le-num { display: inline-block; min-width: 2.3em; color: #777; font-variant-numeric: tabular-nums; }
-.le-side ol.le-sections { margin: 2px 0 6px 14px; border-left: 2px solid #dde4ee; }
-.le-sections a { font-size: 13px; color: #444; padding: 2px 8px; }
-.le-sections .le-h3 a { padding-left: 20px; color: #666; }
-.le-menu-close { display: none; }
-.le-main { flex: 1 1 auto; min-width: 0; max-width: 1080px; box-sizing: border-box; padding: 0 20px 0 12px; }
-.le-toc { display: none; }
-.le-pager { display: flex; flex-wrap: wrap; gap: 8px 24px; padding: 16px 0; margin-top: 24px; border-top: 1px solid #ddd;
-  font-family: system-ui, sans-serif; }
-.le-pager a { color: #1a5fb4; text-decoration: none; }
-.le-pager a[rel=next] { margin-left: auto; text-align: right; }
-.le-solutions { padding: 6px 10px; border-left: 3px solid #1a5fb4; background: #f0f4fb; }
-.le-widget-note, .le-slow-note { padding: 6px 10px; border-left: 3px solid #c64; background: #fdf6f0;
-  font: 14px/1.4 system-ui, sans-serif; }
-.le-slow-note { border-color: #b08800; background: #fffbe6; }
-.jp-Cell, .jp-Cell-inputWrapper, .jp-Cell-outputWrapper, .jp-InputArea, .jp-OutputArea, .jp-OutputArea-child,
-.jp-OutputArea-output, .jp-InputArea-editor, .jp-RenderedHTMLCommon { min-width: 0; max-width: 100%; }
-.jp-MarkdownOutput { display: block; width: auto; }
-.jp-InputArea-editor pre { white-space: pre-wrap; overflow-wrap: anywhere; }
-.jp-OutputArea-output { overflow-x: auto; }
-.jp-RenderedMarkdown pre { background: #f5f6f8; border: 1px solid #e3e5e8; border-radius: 4px; padding: 8px 12px;
-  margin: 10px 0; overflow-x: auto; line-height: 1.4; }
-.jp-RenderedMarkdown table { display: block; overflow-x: auto; max-width: 100%; }
-.jp-RenderedHTMLCommon img { max-width: 100%; height: auto; }
-mjx-container[display="true"] { overflow-x: auto; overflow-y: hidden; max-width: 100%; }
-@media (max-width: 999px) {
-  .le-side { display: none; position: fixed; top: 0; left: 0; bottom: 0; width: min(88vw, 340px); max-height: none;
-    z-index: 200; background: #fff; box-shadow: 0 0 24px rgba(0, 0, 0, .25); }
-  .le-menu-toggle:checked ~ .le-layout .le-side { display: block; }
-  .le-menu-close { display: block; cursor: pointer; padding: 6px; color: #1a5fb4; font-weight: 600; }
-  .le-toc { display: block; margin: 12px 0; padding: 6px 10px; border: 1px solid #e3e5e8; border-radius: 4px;
-    font: 14px/1.4 system-ui, sans-serif; }
-  .le-toc summary { cursor: pointer; font-weight: 600; }
-  .le-toc ol { list-style: none; padding-left: 6px; }
-  .le-toc .le-h3 { padding-left: 16px; }
-  .le-toc a { color: #1a5fb4; text-decoration: none; }
-  .le-main { padding: 0 12px; }
-}
-@media (max-width: 599px) { .le-where, .le-word { display: none; } .le-header { gap: 2px 12px; } }   /* one line on a phone */
-@media (min-width: 1000px) { .le-menu-button { display: none; } }
-"""
+def site_css() -> str:
+    "The pages' style sheet: `site.css`, which ships inside the package next to this module."
+    f = importlib.resources.files('leech_explorer') / 'site.css'
+    if not f.is_file(): raise FileNotFoundError(f"{f} is missing: reinstall leech_explorer")
+    return f.read_text(encoding='utf-8')
 
 _SCRIPT = ("document.querySelectorAll('.le-side a').forEach(a => a.addEventListener('click', () => "
            "{ document.getElementById('le-menu').checked = false; }));")   # a link in the folded-out menu closes it
@@ -258,6 +205,10 @@ window.MathJax = {
 {% endblock body_footer %}
 """
 
+# %% ../nbs/98_site.ipynb #4b1281d4
+PARTS = (('I', 'The lattice', '00', '02'), ('II', 'The quantizer', '03', '04'), ('III', 'The tokenizer', '05', '06'),
+         ('IV', 'The generator', '07', '07'), ('V', 'The tour and the tools', '08', '99'))   # numeral, title, first and last chapter number
+
 def _title(nb, fallback: str) -> str:
     "The notebook's first '# ' heading."
     for cell in nb.cells:
@@ -272,6 +223,7 @@ def _part(stem: str) -> str | None:
     m = re.match(r'\d\d', stem)
     return next((f'Part {n} · {t}' for n, t, lo, hi in PARTS if m and lo <= m.group() <= hi), 'More')
 
+# %% ../nbs/98_site.ipynb #03194dc4
 _HEADING = re.compile(r'<h([23]) id="([^"]+)">(.*?)<a class="anchor-link"', re.S)
 
 def _sections(body: str) -> list[tuple[int, str, str]]:
@@ -310,6 +262,7 @@ def _side(pages: list[dict], i: int, sections) -> str:
         out.append('</ol></div>')
     return ''.join(out) + '</nav>'
 
+# %% ../nbs/98_site.ipynb #25b4b012
 def _neighbours(pages: list[dict], i: int) -> tuple[dict | None, dict | None]:
     "Previous and next page in reading order (front page and chapters); a solutions page's are its chapter and none."
     if pages[i]['kind'] == 'solutions': return next(p for p in pages if p['file'] == pages[i]['chapter']), None
@@ -405,8 +358,7 @@ def _link_solutions(nb, href: str) -> None:
     "Link the worked solutions right after the cell that opens the chapter's exercises (at the end if there is none)."
     from nbformat import v4
     at = next((k + 1 for k, c in enumerate(nb.cells) if c.cell_type == 'markdown' and _EXERCISES.search(c.source)), len(nb.cells))
-    nb.cells.insert(at, v4.new_markdown_cell(f'<p class="le-solutions">For instructors: <a href="{href}">Solutions</a>, '
-                                             'the worked answers to these exercises.</p>'))
+    nb.cells.insert(at, v4.new_markdown_cell(_SOLUTIONS_LINK.format(href=href)))
 
 def _relink(body: str, copied: set[str], up: str = '../') -> str:
     "Links from the notebooks' folder to course folders the site copies (`../images/x.png`) made relative to the page."
@@ -483,7 +435,7 @@ def build_site(out: str | Path = 'site',              # folder to write the site
         if page.get('solutions'): _link_solutions(nb, page['solutions'])
         nb.metadata['title'] = page['title']                                      # the browser tab's title
         page.update(_prepare(nb))
-        body = _render(nb, path, dict(le_assets='assets', le_plotly=page['plotly'] > 0, le_css=_CSS, le_script=_SCRIPT,
+        body = _render(nb, path, dict(le_assets='assets', le_plotly=page['plotly'] > 0, le_css=site_css(), le_script=_SCRIPT,
                                       le_header=_header(pages, i), le_pager=_pager(pages, i)))
         sections = _sections(body)
         body = body.replace('<!--le-side-->', _side(pages, i, sections)).replace('<!--le-toc-->', _toc(sections))
