@@ -24,30 +24,45 @@ def _peak_rss() -> int:
         import resource
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
-def _bench_one(method: str, n: int, device: str = 'cpu', chunk_size: int | None = None, seed: int = 0) -> dict:
-    "Time one search of n Gaussian vectors; peak extra memory in bytes (CUDA allocator, or this process's peak RSS on CPU)."
+def _set_threads(threads: int | None) -> tuple:
+    "Set torch's and numba's CPU threads (None: leave them); returns the previous counts, for `_set_threads` to restore."
+    before = (torch.get_num_threads(), numba.get_num_threads() if numba is not None else None)
+    if threads is not None:
+        torch.set_num_threads(threads)                              # brute force and the torch search
+        if numba is not None: numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))   # the compiled kernels
+    return before
+
+def _bench_one(method: str, n: int, device: str = 'cpu', chunk_size: int | None = None, seed: int = 0,
+               threads: int | None = 1) -> dict:
+    "Time one search of n Gaussian vectors (on `threads` CPU threads); peak extra memory (CUDA allocator, or this process's peak RSS)."
     g = torch.Generator(device=device).manual_seed(seed)
     z = torch.randn(n, 24, generator=g, device=device)
-    nearest_shell_index(z[:64], method=method)                        # warm up (compile, tables, codebook)
-    sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
-    sync()
-    if device.startswith('cuda'): torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
-    else: base = _peak_rss()
-    t0 = time.perf_counter()
-    nearest_shell_index(z, method=method, chunk_size=chunk_size)
-    sync(); dt = time.perf_counter() - t0
-    peak = (torch.cuda.max_memory_allocated() if device.startswith('cuda')
-            else _peak_rss()) - base
+    before = _set_threads(threads if device == 'cpu' else None)
+    try:
+        nearest_shell_index(z[:64], method=method)                    # warm up (compile, tables, codebook)
+        sync = torch.cuda.synchronize if device.startswith('cuda') else (lambda: None)
+        sync()
+        if device.startswith('cuda'): torch.cuda.reset_peak_memory_stats(); base = torch.cuda.memory_allocated()
+        else: base = _peak_rss()
+        t0 = time.perf_counter()
+        nearest_shell_index(z, method=method, chunk_size=chunk_size)
+        sync(); dt = time.perf_counter() - t0
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before[0])
+        if before[1] is not None: numba.set_num_threads(before[1])
+    peak = (torch.cuda.max_memory_allocated() if device.startswith('cuda') else _peak_rss()) - base
     if method == 'auto': method = _auto_method(device)
     in_flight = min(n, chunk_size or default_chunk_size(method, device))
-    return dict(method=method, device=device, n=n, seconds=dt, vectors_per_s=n / dt,
+    return dict(method=method, device=device, n=n, threads=used, seconds=dt, vectors_per_s=n / dt,
                 peak_extra_mb=max(peak, 0) / 2**20, bytes_per_vector=max(peak, 0) / in_flight)
 
-def _bench_subprocess(method: str, n: int, device: str, chunk_size: int | None) -> dict:
+# %% ../nbs/03c_bench.ipynb #c3b0a004
+def _bench_subprocess(method: str, n: int, device: str, chunk_size: int | None, threads: int | None = 1) -> dict:
     "Run `_bench_one` in a fresh Python process (clean peak-memory reading)."
     import json, subprocess, sys
     code = ("import json; from leech_explorer.bench import _bench_one; "
-            f"print(json.dumps(_bench_one({method!r}, {n}, {device!r}, {chunk_size!r})))")
+            f"print(json.dumps(_bench_one({method!r}, {n}, {device!r}, {chunk_size!r}, threads={threads!r})))")
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     if res.returncode != 0: raise RuntimeError(f"benchmark process failed:\n{res.stderr[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -58,6 +73,7 @@ def benchmark(sizes=(65536, 1048576),       # numbers of input vectors
               methods=('auto',),            # structured methods to time against the baseline
               fresh_process: bool = True,   # CPU runs in a fresh process each (clean peak memory)
               progress: bool = True,        # show a progress bar
+              threads: int | None = 1,      # CPU threads for every search, structured and brute force alike (None: leave as set)
               ) -> list[dict]:
     "Vectors/s and peak extra memory of the structured search vs brute force, measured in the same run."
     devices = devices or (['cpu'] + (['cuda'] if torch.cuda.is_available() else []))
@@ -66,7 +82,7 @@ def benchmark(sizes=(65536, 1048576),       # numbers of input vectors
     for m, n, d in tqdm(jobs, disable=not progress, desc='benchmark'):
         nn_ = min(n, baseline_max) if m == 'bruteforce' and d == 'cpu' else n
         one = _bench_subprocess if (fresh_process and d == 'cpu') else _bench_one
-        r = one(m, nn_, d, None); r['n_requested'] = n; rows.append(r)
+        r = one(m, nn_, d, None, threads=threads); r['n_requested'] = n; rows.append(r)
     for r in rows:                                                      # speed-up over the baseline of the same size
         base = next(b for b in rows if b['method'] == 'bruteforce' and b['device'] == r['device'] and b['n_requested'] == r['n_requested'])
         r['speedup'] = r['vectors_per_s'] / base['vectors_per_s']
@@ -75,9 +91,10 @@ def benchmark(sizes=(65536, 1048576),       # numbers of input vectors
 # %% ../nbs/03c_bench.ipynb #81e1c662
 def format_benchmark(rows: list[dict]) -> str:
     "A plain-text table of `benchmark` rows."
-    lines = [f"{'device':6s} {'N':>9s} {'method':10s} {'timed on':>9s} {'vectors/s':>12s} {'peak MB':>9s} {'bytes/vector':>12s} {'x brute':>8s}"]
+    lines = [f"{'device':6s} {'N':>9s} {'method':10s} {'threads':>7s} {'timed on':>9s} {'vectors/s':>12s} {'peak MB':>9s} {'bytes/vector':>12s} {'x brute':>8s}"]
     for r in rows:
-        lines.append(f"{r['device']:6s} {r['n_requested']:9,d} {r['method']:10s} {r['n']:9,d} {r['vectors_per_s']:12,.0f} "
+        th = str(r['threads']) if r.get('threads') and r['device'] == 'cpu' else '-'     # older records did not say
+        lines.append(f"{r['device']:6s} {r['n_requested']:9,d} {r['method']:10s} {th:>7s} {r['n']:9,d} {r['vectors_per_s']:12,.0f} "
                      f"{r['peak_extra_mb']:9.1f} {r['bytes_per_vector']:12,.0f} {r['speedup']:8.1f}")
     return '\n'.join(lines)
 
@@ -123,6 +140,8 @@ def environment() -> dict:
                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
     try: env['cpus_usable'] = len(os.sched_getaffinity(0))
     except AttributeError: pass
+    try: env['load_average'] = [round(x, 2) for x in os.getloadavg()]     # 1, 5, 15 minutes: how busy the machine was
+    except OSError: pass
     env['commit'] = _git_commit()
     return env
 

@@ -5,11 +5,14 @@
 # %% ../nbs/03a_fast_search.ipynb #e6f0f2ac
 from __future__ import annotations
 from functools import lru_cache
+from itertools import combinations
+from typing import NamedTuple
 import os, sys, tempfile, threading
 import numpy as np
 import torch
 from torch import Tensor
 from .leech import SHAPE_OFFSETS
+from .golay import golay_code, octads, octad_index
 from .codebook import search_tables, hp_classes
 try:
     import numba
@@ -20,7 +23,7 @@ if numba is not None and 'NUMBA_THREADING_LAYER' not in os.environ:   # numba's 
     os.environ['NUMBA_THREADING_LAYER'] = numba.config.THREADING_LAYER = 'workqueue'
 
 # %% auto #0
-__all__ = ['scale_rows']
+__all__ = ['PruneTables', 'prune_tables', 'scale_rows']
 
 # %% ../nbs/03a_fast_search.ipynb #d87e3305
 _CACHE = '__file__' in globals()        # an installed module can cache compiled code on disk; a notebook cell cannot
@@ -218,10 +221,10 @@ def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
 
 _numba_search = _njit(parallel=True)(_search_kernel) if numba is not None else None
 
-def _compile_notice(args: tuple) -> None:
-    "Print one line before numba compiles the CPU kernel for these arguments; nothing if it is cached on disk."
-    sig = tuple(_numba_search.typeof_pyval(a) for a in args)
-    try: cached = _CACHE and _numba_search._cache.load_overload(sig, _numba_search.targetctx) is not None
+def _compile_notice(kernel, args: tuple) -> None:
+    "Print one line before numba compiles a CPU kernel for these arguments; nothing if it is cached on disk."
+    sig = tuple(kernel.typeof_pyval(a) for a in args)
+    try: cached = _CACHE and kernel._cache.load_overload(sig, kernel.targetctx) is not None
     except Exception: cached = False                          # (numba internals changed: say it anyway)
     if not cached:
         print('leech_explorer: compiling the CPU search kernel (numba; first use only, several seconds; '
@@ -233,15 +236,262 @@ def _workers(n: int) -> int:
 
 _KERNEL_LOCK = threading.Lock()     # numba's workqueue pool runs one parallel kernel at a time per process
 
-def _search_numba(z: Tensor) -> Tensor:
-    "CPU search with the compiled kernel; z (N, 24) float32 or float64, scaled to max |z_i| = 1 (computes in float64)."
-    x = np.ascontiguousarray(z.detach().cpu().numpy())
+def _exhaustive(x: np.ndarray) -> np.ndarray:
+    "The compiled kernel on a C-contiguous (N, 24) float32/float64 array scaled to max |z_i| = 1: (N,) int64 shell indices."
     out = np.empty(len(x), np.int64)
-    nt = _workers(len(x))
-    args = (x, *search_tables(), hp_classes(), nt, out)
+    args = (x, *search_tables(), hp_classes(), _workers(len(x)), out)
     with _KERNEL_LOCK:
-        if not _numba_search.signatures: _compile_notice(args)
+        if not _numba_search.signatures: _compile_notice(_numba_search, args)
         _numba_search(*args)
+    return out
+
+def _search_exhaustive(z: Tensor) -> Tensor:
+    "CPU search with the exhaustive compiled kernel; z (N, 24) float32 or float64, scaled to max |z_i| = 1 (computes in float64)."
+    return torch.from_numpy(_exhaustive(np.ascontiguousarray(z.detach().cpu().numpy())))
+
+# %% ../nbs/03a_fast_search.ipynb #b7a10004
+_MARGIN = 1e-9        # scores within this of the best (inputs scaled to max |z_i| = 1): the exhaustive kernel decides
+
+class PruneTables(NamedTuple):
+    "Tables of the branch-and-bound search (`golay_code()` coordinates; small dtypes, so they stay in cache)."
+    syn_hi: np.ndarray     # (4096,) int32: bits 12..23 of codeword m; syndrome(y) = syn_hi[y & 0xFFF] ^ (y >> 12)
+    unit: np.ndarray       # (24,) int32: syndrome of the word with a single 1, at position p
+    leader: np.ndarray     # (4096,) int32: a lightest word with syndrome s, as a bit mask
+    weight: np.ndarray     # (4096,) int8: its weight, 0..4
+    where: np.ndarray      # (4096, 3) int8: its positions, when the weight is at most 3
+    octad_of: np.ndarray   # (4096,) int16: row of `octads()` of codeword m, -1 if m is not an octad
+    octads: np.ndarray     # (759, 8) int8: `octads()`
+    pair: np.ndarray       # (24, 24) int16: number of the pair i < j, as in `search_tables`
+    network: np.ndarray    # (132, 2) int8: a sorting network for 24 numbers, largest first
+
+def _batcher(n: int) -> list:
+    "Comparators (i, j), i < j, of Batcher's odd-even merge sort of n numbers (n a power of 2)."
+    out, p = [], 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p): out.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return out
+
+@lru_cache(None)
+def prune_tables() -> PruneTables:
+    "Syndromes, lightest coset words and octads of the Golay code, and a sorting network; built once."
+    hi = (golay_code().astype(np.int64) << np.arange(24)).sum(1) >> 12     # codeword m: its low 12 bits are m
+    syndrome = lambda w: hi[w & 0xFFF] ^ (w >> 12)                        # 0 exactly for codewords
+    leader = np.full(4096, -1, np.int64)
+    for t in range(5):                                                      # lightest first: weight 0, 1, ..., 4
+        for pos in combinations(range(24), t):
+            w = sum(1 << p for p in pos)
+            if leader[syndrome(w)] < 0: leader[syndrome(w)] = w
+    bits = (leader[:, None] >> np.arange(24)) & 1
+    where = np.zeros((4096, 3), np.int64)
+    for s in np.nonzero(bits.sum(1) <= 3)[0]: where[s, :bits[s].sum()] = np.nonzero(bits[s])[0]
+    network = [(i, j) for i, j in _batcher(32) if j < 24]                   # padding 24..31 would hold -inf: drop it
+    return PruneTables(hi.astype(np.int32), syndrome(1 << np.arange(24)).astype(np.int32), leader.astype(np.int32),
+                       bits.sum(1).astype(np.int8), where.astype(np.int8), octad_index().astype(np.int16),
+                       octads().astype(np.int8), search_tables().pair.astype(np.int16), np.array(network, np.int8))
+
+# %% ../nbs/03a_fast_search.ipynb #b7a10007
+@_jit
+def _sort_lanes(z, n0, X, K, net):
+    "Block z[n0 : n0 + _LANES] into lanes X (24, _LANES); K: each lane's |z_i|, largest first, with i in the low 5 bits."
+    N = z.shape[0]
+    for l in range(_LANES):
+        n = n0 + l if n0 + l < N else n0
+        for i in range(24): X[i, l] = z[n, i]
+    Kb = K.view(np.int64)
+    for i in range(24):
+        for l in range(_LANES): K[i, l] = abs(X[i, l])
+        for l in range(_LANES): Kb[i, l] = (Kb[i, l] & ~31) | (31 - i)
+    for c in range(net.shape[0]):                         # min and max: no branches
+        ki, kj = K[net[c, 0]], K[net[c, 1]]
+        for l in range(_LANES):
+            u, v = ki[l], kj[l]
+            ki[l] = max(u, v); kj[l] = min(u, v)
+
+@_jit
+def _lane(l, X, K, a, b, r, pre, top):
+    "Lane l as one vector: a = |z_i|, b sorted (largest first) at positions r, pre = prefix sums of b, top[k] = mask of r[0..k]; returns the sign bits."
+    Kb = K.view(np.int64)
+    y = 0
+    for i in range(24):
+        v = X[i, l]; a[i] = abs(v)
+        if v < 0: y |= 1 << i
+    pre[0] = 0.0; m = 0
+    for k in range(24):
+        r[k] = 31 - (Kb[k, l] & 31); b[k] = a[r[k]]; pre[k + 1] = pre[k] + b[k]
+        m |= 1 << r[k]; top[k] = m
+    return y
+
+# %% ../nbs/03a_fast_search.ipynb #b7a10009
+@_jit
+def _offer(st, win, score, kind, w0, w1):
+    "A candidate vector: st = [best, runner-up] scores; win = [shape, two numbers naming the best vector]."
+    if score > st[0]: st[1] = st[0]; st[0] = score; win[0] = kind; win[1] = w0; win[2] = w1
+    elif score > st[1]: st[1] = score
+
+@_jit
+def _rival(st, score):
+    "A vector that cannot beat the one just offered: it only raises the runner-up."
+    if score > st[1]: st[1] = score
+
+@_jit
+def _offer_octad(st, win, a, y, O, o, S):
+    "Octad o with sum S of |z_i|: its best vector (signs of z; the smallest |z_i| flipped if they have odd parity) and its runner-up."
+    m1, m2, f, odd = np.inf, np.inf, -1, 0
+    for t in range(8):
+        p = O[o, t]; odd ^= (y >> p) & 1
+        if a[p] < m1: m2 = m1; m1 = a[p]; f = p
+        elif a[p] < m2: m2 = a[p]
+    if odd: _offer(st, win, 2.0 * (S - 2.0 * m1), 1, o, f); _rival(st, 2.0 * (S - 2.0 * m2))
+    else: _offer(st, win, 2.0 * S, 1, o, -1); _rival(st, 2.0 * (S - 2.0 * m1 - 2.0 * m2))
+
+@_jit
+def _start(a, b, r, pre, y, T, st, win):
+    "The cheap candidates: shape A, the octad of the 5 largest |z_i|, and shape C when the signs of z form a codeword."
+    syn_hi, unit, leader, weight, where, octad_of, O = T
+    st[0] = st[1] = -np.inf
+    _offer(st, win, 4.0 * (b[0] + b[1]), 0, r[0], r[1])
+    _rival(st, 4.0 * (b[0] + b[2])); _rival(st, 4.0 * (b[0] - b[1]))
+    s, m = 0, 0
+    for k in range(5): s ^= unit[r[k]]; m |= 1 << r[k]
+    S = pre[5] + a[where[s, 0]] + a[where[s, 1]] + a[where[s, 2]]      # the octad's 3 other points: the coset leader
+    _offer_octad(st, win, a, y, O, octad_of[(m | leader[s]) & 0xFFF], S)
+    if syn_hi[y & 0xFFF] == y >> 12:                                    # D empty: the 3 on the smallest |z_i|
+        _offer(st, win, pre[24] - 4.0 * b[23], 2, y, r[23]); _rival(st, pre[24] - 4.0 * b[22])
+
+# %% ../nbs/03a_fast_search.ipynb #b7a1000b
+@_jit
+def _coset_search(a, b, r, pre, top, y, T, st, win, stk_k, stk_W, stk_s, stk_m, count):
+    "Shape C: offer every (coset word D, 3 at j in D) whose score L1 + 2 a_j - 2 W(D - j) can reach the best; depth first."
+    syn_hi, unit, leader, weight, where, octad_of, O = T
+    L1, sy = pre[24], syn_hi[y & 0xFFF] ^ (y >> 12)                # sy: syndrome of the signs of z
+    for jj in range(24):                                            # the 3 at j, largest |z_j| first
+        j, aj, mj = r[jj], b[jj], 1 << r[jj]
+        room = 0.5 * (L1 + 2.0 * aj - st[0] + _MARGIN)              # a contender has W(D - j) <= room
+        if room < 0.0: break                                        # W >= 0, and later j have smaller a_j
+        s = sy ^ unit[j]                                            # syndrome of D - j
+        w = weight[s]
+        if L1 - pre[24 - w] > room: continue                        # D - j has >= w points: the w smallest weigh too much
+        if w <= 3 and not leader[s] & mj:                           # D - j = the coset's lightest word
+            W = 0.0
+            for t in range(w): W += a[where[s, t]]
+            count[1] += 1
+            _offer(st, win, L1 + 2.0 * aj - 2.0 * W, 2, y ^ mj ^ leader[s], j)
+            room = 0.5 * (L1 + 2.0 * aj - st[0] + _MARGIN)
+        nx = max(4, 8 - w)                                          # any other word of the coset has >= nx points
+        if L1 - pre[24 - nx] > room: continue
+        d = 0; stk_k[0] = 24; stk_W[0] = 0.0; stk_s[0] = s; stk_m[0] = 0
+        while d >= 0:
+            ka = stk_k[d] - 1; stk_k[d] = ka                        # next point: rank ka from the top, smallest first
+            if ka < 3: d -= 1; continue                             # 3 larger points must follow
+            p = r[ka]
+            if p == j: continue
+            count[0] += 1
+            W = stk_W[d] + b[ka]
+            if W + pre[ka] - pre[ka - 3] > room: d -= 1; continue   # with the 3 next-smallest: too heavy, later siblings too
+            s2 = stk_s[d] ^ unit[p]
+            if weight[s2] == 3 and not leader[s2] & (mj | ~top[ka - 1]):   # the 3 missing points: larger, and not j
+                count[1] += 1
+                W3 = W + a[where[s2, 0]] + a[where[s2, 1]] + a[where[s2, 2]]
+                _offer(st, win, L1 + 2.0 * aj - 2.0 * W3, 2, y ^ mj ^ leader[s2] ^ stk_m[d] ^ (1 << p), j)
+                room = 0.5 * (L1 + 2.0 * aj - st[0] + _MARGIN)
+            nx = max(4, 8 - weight[s2])                             # deeper words: at least nx more points
+            if ka < nx or W + pre[ka] - pre[ka - nx] > room: continue
+            d += 1; stk_k[d] = ka; stk_W[d] = W; stk_s[d] = s2; stk_m[d] = stk_m[d - 1] ^ (1 << p)
+
+# %% ../nbs/03a_fast_search.ipynb #b7a1000d
+@_jit
+def _octad_search(a, b, r, pre, top, y, T, st, win, count):
+    "Shape B: offer every octad whose sum of |z_i| can reach the best, enumerated by its 5 largest points (ranks i1 < ... < i5)."
+    syn_hi, unit, leader, weight, where, octad_of, O = T
+    h = 0.5 * (st[0] - _MARGIN)
+    for i1 in range(17):
+        S1 = b[i1]; count[2] += 1
+        if S1 + pre[i1 + 8] - pre[i1 + 1] < h: break                # with the 7 next-largest: too light, later i1 too
+        s1, m1 = unit[r[i1]], 1 << r[i1]
+        for i2 in range(i1 + 1, 18):
+            S2 = S1 + b[i2]; count[2] += 1
+            if S2 + pre[i2 + 7] - pre[i2 + 1] < h: break
+            s2, m2 = s1 ^ unit[r[i2]], m1 | 1 << r[i2]
+            for i3 in range(i2 + 1, 19):
+                S3 = S2 + b[i3]; count[2] += 1
+                if S3 + pre[i3 + 6] - pre[i3 + 1] < h: break
+                s3, m3 = s2 ^ unit[r[i3]], m2 | 1 << r[i3]
+                for i4 in range(i3 + 1, 20):
+                    S4 = S3 + b[i4]; count[2] += 1
+                    if S4 + pre[i4 + 5] - pre[i4 + 1] < h: break
+                    s4, m4 = s3 ^ unit[r[i4]], m3 | 1 << r[i4]
+                    for i5 in range(i4 + 1, 21):
+                        if i5 == 4: continue                        # the octad of the 5 largest: offered by _start
+                        S5 = S4 + b[i5]; count[2] += 1
+                        if S5 + pre[i5 + 4] - pre[i5 + 1] < h: break
+                        s = s4 ^ unit[r[i5]]                        # the other 3 points: the coset leader
+                        if leader[s] & top[i5]: continue            # one of them is larger: found under other ranks
+                        S = S5 + a[where[s, 0]] + a[where[s, 1]] + a[where[s, 2]]
+                        if S < h: continue
+                        count[3] += 1
+                        _offer_octad(st, win, a, y, O, octad_of[(m4 | 1 << r[i5] | leader[s]) & 0xFFF], S)
+                        h = 0.5 * (st[0] - _MARGIN)
+
+# %% ../nbs/03a_fast_search.ipynb #b7a1000f
+@_jit
+def _certified_index(st, win, y, O, pair):
+    "Shell index of the best vector, or -1 when the runner-up comes within _MARGIN of it (a tie or near-tie)."
+    if st[1] >= st[0] - _MARGIN: return -1
+    kind, w0, w1 = win[0], win[1], win[2]
+    if kind == 0:
+        i, j = min(w0, w1), max(w0, w1)
+        return 4 * pair[i, j] + (y >> i & 1) + 2 * (y >> j & 1)
+    if kind == 1:
+        e = 0
+        for t in range(7):                                          # the first 7 signs name the vector
+            p = O[w0, t]
+            e |= ((y >> p & 1) ^ (1 if p == w1 else 0)) << t
+        return 1104 + 128 * w0 + e
+    return 98256 + 24 * (w0 & 0xFFF) + w1                          # codeword number = its first 12 bits
+
+def _pruned_kernel(z, T, pair, net, nt, out):
+    "Branch and bound: `nt` workers, each taking every nt-th block of _LANES vectors; -1 where the exhaustive kernel decides."
+    N = z.shape[0]
+    nb = (N + _LANES - 1) // _LANES
+    for w in prange(nt):
+        X, K = np.empty((24, _LANES)), np.empty((24, _LANES))                              # per-worker scratch
+        a, b, pre, r, top = np.empty(24), np.empty(24), np.empty(25), np.empty(24, np.int64), np.empty(24, np.int64)
+        st, win, count = np.empty(2), np.empty(3, np.int64), np.zeros(4, np.int64)
+        stk_k, stk_W, stk_s, stk_m = np.empty(25, np.int64), np.empty(25), np.empty(25, np.int64), np.empty(25, np.int64)
+        for blk in range(w, nb, nt):
+            n0 = blk * _LANES
+            _sort_lanes(z, n0, X, K, net)
+            for l in range(min(_LANES, N - n0)):
+                y = _lane(l, X, K, a, b, r, pre, top)
+                if b[23] <= _MARGIN: out[n0 + l] = -1; continue              # a zero coordinate: its sign is a tie
+                _start(a, b, r, pre, y, T, st, win)
+                _coset_search(a, b, r, pre, top, y, T, st, win, stk_k, stk_W, stk_s, stk_m, count)
+                _octad_search(a, b, r, pre, top, y, T, st, win, count)
+                out[n0 + l] = _certified_index(st, win, y, T[6], pair)
+
+_numba_pruned = _njit(parallel=True)(_pruned_kernel) if numba is not None else None
+
+def _pruned_args(x: np.ndarray, out: np.ndarray) -> tuple:
+    "Arguments of the pruned kernel for a C-contiguous float64 array x (N, 24)."
+    t = prune_tables()
+    return (x, (t.syn_hi, t.unit, t.leader, t.weight, t.where, t.octad_of, t.octads), t.pair, t.network, _workers(len(x)), out)
+
+def _search_numba(z: Tensor) -> Tensor:
+    "CPU search: the pruned kernel, then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
+    x = np.ascontiguousarray(z.detach().cpu().numpy(), dtype=np.float64)
+    out = np.empty(len(x), np.int64)
+    args = _pruned_args(x, out)
+    with _KERNEL_LOCK:
+        if not _numba_pruned.signatures: _compile_notice(_numba_pruned, args)
+        _numba_pruned(*args)
+    rest = np.flatnonzero(out < 0)
+    if len(rest): out[rest] = _exhaustive(np.ascontiguousarray(x[rest]))
     return torch.from_numpy(out)
 
 # %% ../nbs/03a_fast_search.ipynb #cc4bbedd
@@ -256,50 +506,46 @@ def _torch_tables(device: str) -> dict:
     return {k: torch.as_tensor(np.ascontiguousarray(v)).to(device) for k, v in T.items()}
 
 # %% ../nbs/03a_fast_search.ipynb #2d386dea
-def _search_torch(z: Tensor) -> Tensor:
-    "Structured search on a whole chunk (axes: k column, c class, r row, o octad, n vector last); z (N, 24) float32."
-    T, N, dev = _torch_tables(str(z.device)), z.shape[0], z.device
-    n = torch.arange(N, device=dev)
-    zT = z.T.contiguous()                                                # (24, n): batch on the last axis
-    aT, negT = zT.abs(), zT < 0
-
-    # shape A: the two largest |z_i|
+def _best_a_torch(aT: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    "Shape A on a chunk, aT = |z| (24, n): score (n,) and the two positions of the largest |z_i|, smaller first."
     top, ti = aT.topk(2, 0)
-    sA = 4 * (top[0] + top[1])
+    return 4 * (top[0] + top[1]), ti.min(0).values, ti.max(0).values
 
-    # shape B: tetrad sums, minima and sign parities (one tetrad position at a time), then octad = two tetrads
-    O, Q, P = T['Orows'], T['Q'], T['P']
-    qs = aT.index_select(0, Q[:, 0]); qm = qs.clone(); qp = negT.index_select(0, Q[:, 0])
+def _best_b_torch(T: dict, aT: Tensor, negT: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    "Shape B on a chunk: score (n,), best octad (n,), and whether its sign parity is odd (n,) bool."
+    Q, P = T['Q'], T['P']
+    qs = aT.index_select(0, Q[:, 0]); qm = qs.clone(); qp = negT.index_select(0, Q[:, 0])   # tetrads, one position at a time
     for k in range(1, 4):
         g = aT.index_select(0, Q[:, k])
         qs += g; torch.minimum(qm, g, out=qm); qp ^= negT.index_select(0, Q[:, k])
     del g
-    So = qs.index_select(0, P[:, 0]).add_(qs.index_select(0, P[:, 1])); del qs       # (759, n) octad sums
+    So = qs.index_select(0, P[:, 0]).add_(qs.index_select(0, P[:, 1])); del qs       # (o, n) octad = two tetrads
     odd = qp.index_select(0, P[:, 0]).bitwise_xor_(qp.index_select(0, P[:, 1])); del qp   # odd number of negative z_i
     mo = qm.index_select(0, P[:, 0]); torch.minimum(mo, qm.index_select(0, P[:, 1]), out=mo); del qm
     So.sub_(mo.mul_(odd), alpha=2)                                       # wrong sign parity: flip the smallest
     sB, ob = So.max(0)
-    sB = 2 * sB
-    oddb = odd.gather(0, ob[None])[0]
-    del So, mo, odd
+    return 2 * sB, ob, odd.gather(0, ob[None])[0]
 
-    # shape C: column correlations t and the best row for the 3, then the 128 (h, p) pairs x 6 special columns
-    V = zT[T['cell']].view(6, 1, 4, N) * T['beta'].view(1, 8, 4, 1)       # (k, c, r, n)
-    t = V.sum(2).view(48, N)                                             # (k c, n)
+# %% ../nbs/03a_fast_search.ipynb #c4e5a002
+def _column_tables_torch(T: dict, zT: Tensor) -> tuple[Tensor, ...]:
+    "Shape C's column tables (k c, n): t, w+ = t - 4 min_r, w- = 4 max_r - t, and the rows (k, c, n) of the min and max."
+    N = zT.shape[1]
+    V = zT[T['cell']].view(6, 1, 4, N) * T['beta'].view(1, 8, 4, 1)      # (k, c, r, n)
+    t = V.sum(2).view(48, N)
     Vmax, rmax = V.max(2); Vmin, rmin = V.min(2)
-    Vmax, Vmin = Vmax.view(48, N), Vmin.view(48, N)
-    del V
-    gi = T['gi'].view(6, 128)
-    Tt = t.index_select(0, T['gi']).view(6, 128, N)
+    return t, t - 4 * Vmin.view(48, N), 4 * Vmax.view(48, N) - t, rmin, rmax
+
+def _best_c_torch(T: dict, t: Tensor, WP: Tensor, WM: Tensor) -> tuple[Tensor, Tensor]:
+    "Shape C on a chunk: score (n,) and best (h, p) pair (n,), over the 128 pairs x 6 special columns."
+    N, gi = t.shape[1], T['gi'].view(6, 128)
+    Tt = t.index_select(0, T['gi']).view(6, 128, N)                     # (k, hp, n)
     A, neg = Tt.abs(), Tt < 0
     del Tt                                                               # (rebuilt from t for the winners only)
     S = A.sum(0)
     par = neg[0] ^ neg[1] ^ neg[2] ^ neg[3] ^ neg[4] ^ neg[5] ^ T['p'].view(128, 1)
-    m1, m2 = torch.minimum(A[0], A[1]), torch.maximum(A[0], A[1])
+    m1, m2 = torch.minimum(A[0], A[1]), torch.maximum(A[0], A[1])      # the two smallest |t|
     for k in range(2, 6):
         m2 = torch.minimum(m2, torch.maximum(m1, A[k])); m1 = torch.minimum(m1, A[k])
-    WP, WM = t - 4 * Vmin, 4 * Vmax - t                                  # (k c, n): w+ and w- of every column class
-    del Vmin, Vmax
     best = None
     for k in range(6):
         wp, wm = WP.index_select(0, gi[k]), WM.index_select(0, gi[k])    # epsilon_k = +1 / -1, the 3 at the best row
@@ -307,20 +553,27 @@ def _search_torch(z: Tensor) -> Tensor:
         qne = par ^ neg[k]                                               # parity of the other columns is wrong
         v = torch.where(qne, torch.maximum(wp - pen, wm), torch.maximum(wp, wm - pen)).sub_(A[k])
         best = v if best is None else torch.maximum(best, v, out=best)
-    sC, hp = (best + S).max(0)
-    del A, neg, best
+    return (best + S).max(0)
 
-    # indices of the three winners, then pick the best shape
-    i, j = ti.min(0).values, ti.max(0).values
+# %% ../nbs/03a_fast_search.ipynb #c4e5a004
+def _search_torch(z: Tensor) -> Tensor:
+    "Structured search on a whole chunk (axes: k column, c class, r row, o octad, n vector last); z (N, 24) float32."
+    T, N, dev = _torch_tables(str(z.device)), z.shape[0], z.device
+    n = torch.arange(N, device=dev)
+    zT = z.T.contiguous()                                                # (24, n): batch on the last axis
+    aT, negT = zT.abs(), zT < 0
+    sA, i, j = _best_a_torch(aT)
+    sB, ob, oddb = _best_b_torch(T, aT, negT)
+    t, WP, WM, rmin, rmax = _column_tables_torch(T, zT)
+    sC, hp = _best_c_torch(T, t, WP, WM)
+
     idxA = 4 * T['pair'][i, j] + negT[i, n].long() + 2 * negT[j, n].long()
-    pos = O[ob]                                                          # (n, 8)
+    pos = T['Orows'][ob]                                                 # (n, 8)
     ab, nb = aT.T.gather(1, pos), negT.T.gather(1, pos).long()
     nb = nb ^ (oddb.long()[:, None] * torch.nn.functional.one_hot(ab.argmin(1), 8))
     idxB = SHAPE_OFFSETS[1] + 128 * ob + (nb[:, :7] << torch.arange(7, device=dev)).sum(1)
-    cw = gi[:, hp].T                                                     # (n, k) rows of the class tables
-    tw = t[cw, n[:, None]]                                               # (n, k) t at each vector's winning (h, p)
-    wp, wm = WP[cw, n[:, None]], WM[cw, n[:, None]]
-    idxC = _reconstruct_c(T, hp, tw, wp, wm, rmin, rmax, n)
+    cw = T['gi'].view(6, 128)[:, hp].T                                   # (n, k) rows of the class tables
+    idxC = _reconstruct_c(T, hp, t[cw, n[:, None]], WP[cw, n[:, None]], WM[cw, n[:, None]], rmin, rmax, n)
     shape = torch.stack([sA, sB, sC]).argmax(0)
     return torch.where(shape == 0, idxA, torch.where(shape == 1, idxB, idxC))
 

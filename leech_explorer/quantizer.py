@@ -16,10 +16,31 @@ from .codebook import _bruteforce, octad_tetrads, SearchTables, search_tables, h
 from .codebook import search_tables as _np_tables, hp_classes as _hp_classes   # older names
 from .fast_search import numba, _search_numba, _search_torch, _LANES, scale_rows
 from .interface import DropIn, LossBreakdown
+from ._ops import leech_search
 
 # %% auto #0
-__all__ = ['METHODS', 'reference_search', 'nearest_shell_index', 'default_chunk_size', 'score_gap', 'LeechQuantizer',
-           'shell_subset']
+__all__ = ['METHODS', 'bruteforce_tiled', 'reference_search', 'nearest_shell_index', 'default_chunk_size', 'score_gap',
+           'LeechQuantizer', 'shell_subset']
+
+# %% ../nbs/03_quantizer.ipynb #d1a70002
+def bruteforce_tiled(z: Tensor,           # (N, 24) float inputs
+                     rows: int = 512,     # inputs per tile
+                     cols: int = 2048,    # codes per tile: rows x cols float32 scores (4 MB) stay in cache
+                     ) -> Tensor:         # (N,) long: index of the best code, the first one on ties
+    "Brute force in tiles: every input scored against every code, a tile at a time, keeping each input's running best."
+    codes = unit_codebook(str(z.device), torch.promote_types(z.dtype, torch.float32))
+    x = z.to(codes.dtype)
+    out = torch.empty(len(x), dtype=torch.long, device=z.device)
+    for s in range(0, len(x), rows):
+        xs = x[s:s + rows]
+        best = torch.full((len(xs),), -math.inf, dtype=codes.dtype, device=z.device)
+        arg = torch.zeros(len(xs), dtype=torch.long, device=z.device)
+        for c in range(0, len(codes), cols):
+            v, i = (xs @ codes[c:c + cols].T).max(1)                     # first maximum within the tile
+            better = v > best                                             # strictly: an earlier tile keeps a tie
+            best = torch.where(better, v, best); arg = torch.where(better, i + c, arg)
+        out[s:s + rows] = arg
+    return out
 
 # %% ../nbs/03_quantizer.ipynb #37ca09cd
 def reference_search(z: Tensor,   # (N, 24) float, any scale
@@ -105,7 +126,8 @@ def nearest_shell_index(z: Tensor,                # (..., 24) any float dtype, C
     if chunk_size is not None and chunk_size < 1: raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
     shape, x = z.shape[:-1], z.detach().reshape(-1, 24)
     chunk_size = chunk_size or default_chunk_size(method, z.device)
-    fn = {'numba': _search_numba, 'torch': _search_torch, 'triton': _search_triton, 'bruteforce': _bruteforce,
+    brute = _bruteforce if z.device.type == 'cuda' else bruteforce_tiled          # one matmul per chunk on GPUs, tiles on CPUs
+    fn = {'numba': _search_numba, 'torch': _search_torch, 'triton': _search_triton, 'bruteforce': brute,
           'reference': reference_search}[method]
     keep64 = x.dtype == torch.float64 and method not in ('torch', 'triton')
     out = torch.empty(len(x), dtype=torch.long, device=z.device)
@@ -140,27 +162,6 @@ def score_gap(z: Tensor,               # (..., 24) inputs
             s64 = zi[sus] @ c64.T
             out[i + sus] = s64.max(-1).values - s64.gather(1, ii[sus, None])[:, 0]
     return out
-
-# %% ../nbs/03_quantizer.ipynb #ccadd680
-# One registration per process: re-running this cell (or importing the module after running this notebook in the
-# same kernel) reuses the operator instead of registering it twice; the registry module keeps it alive.
-import sys, types
-_ops = sys.modules.setdefault('leech_explorer._ops', types.ModuleType('leech_explorer._ops'))
-if hasattr(_ops, 'leech_search'): leech_search = _ops.leech_search
-else:
-    @torch.library.custom_op('leech_explorer::nearest_shell_index', mutates_args=())
-    def leech_search(z: Tensor,    # (..., 24) float, any scale
-                     method: str,  # as in `nearest_shell_index`
-                     ) -> Tensor:  # (...) long
-        "`nearest_shell_index` as one opaque PyTorch operator: `torch.compile` calls it without tracing into the search."
-        return nearest_shell_index(z, method)
-
-    @leech_search.register_fake
-    def _(z, method): return z.new_empty(z.shape[:-1], dtype=torch.long)   # what the compiler needs: shape and dtype
-
-    def _no_gradient(ctx, grad): return None, None                           # indices are piecewise constant in z
-    leech_search.register_autograd(_no_gradient)
-    _ops.leech_search = leech_search
 
 # %% ../nbs/03_quantizer.ipynb #3e9b5d21
 def _subset_tables(subset) -> tuple[Tensor, Tensor, Tensor]:
@@ -221,20 +222,23 @@ class LeechQuantizer(DropIn):
         zero = u.new_zeros(())
         return quantized, indices, zero, LossBreakdown(zero, zero, zero)
 
-    def lookup_codes(self, indices: Tensor) -> Tensor:
-        "Unit codes (..., 24) float32 for code indices (...) of this quantizer."
-        return self.codes[check_indices(indices, self.codebook_size).to(self.codes.device)]
+# %% ../nbs/03_quantizer.ipynb #e4a75d31
+def _lookup_codes(self: LeechQuantizer, indices: Tensor) -> Tensor:
+    "Unit codes (..., 24) float32 for code indices (...) of this quantizer."
+    return self.codes[check_indices(indices, self.codebook_size).to(self.codes.device)]
 
-    def codes_to_indices(self, codes: Tensor) -> Tensor:
-        "Indices of unit codes (..., 24) (inverse of `lookup_codes`); ValueError for vectors that are not codes."
-        v = torch.as_tensor(codes).float() * math.sqrt(SHELL_NORM)
-        r = v.round()
-        if (v - r).abs().max() > 1e-3: raise ValueError("not a unit Leech code: coordinates x sqrt(32) are not integers")
-        idx = vector_to_index(r.long())
-        if self.subset is None: return idx
-        out = self.lookup[idx]
-        if (out < 0).any(): raise ValueError("a code is in the Leech shell but not in this quantizer's subset")
-        return out
+def _codes_to_indices(self: LeechQuantizer, codes: Tensor) -> Tensor:
+    "Indices of unit codes (..., 24) (inverse of `lookup_codes`); ValueError for vectors that are not codes."
+    v = torch.as_tensor(codes).float() * math.sqrt(SHELL_NORM)
+    r = v.round()
+    if (v - r).abs().max() > 1e-3: raise ValueError("not a unit Leech code: coordinates x sqrt(32) are not integers")
+    idx = vector_to_index(r.long())
+    if self.subset is None: return idx
+    out = self.lookup[idx]
+    if (out < 0).any(): raise ValueError("a code is in the Leech shell but not in this quantizer's subset")
+    return out
+
+LeechQuantizer.lookup_codes, LeechQuantizer.codes_to_indices = _lookup_codes, _codes_to_indices
 
 # %% ../nbs/03_quantizer.ipynb #9d728b9b
 def shell_subset(size: int,               # number of codes, even for 'random'
