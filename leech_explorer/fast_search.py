@@ -263,6 +263,7 @@ class PruneTables(NamedTuple):
     octads: np.ndarray     # (759, 8) int8: `octads()`
     pair: np.ndarray       # (24, 24) int16: number of the pair i < j, as in `search_tables`
     network: np.ndarray    # (132, 2) int8: a sorting network for 24 numbers, largest first
+    coset: np.ndarray      # (4096,) int64: leader, weight and positions packed, so that one lookup gives all three
 
 def _batcher(n: int) -> list:
     "Comparators (i, j), i < j, of Batcher's odd-even merge sort of n numbers (n a power of 2)."
@@ -290,10 +291,14 @@ def prune_tables() -> PruneTables:
     bits = (leader[:, None] >> np.arange(24)) & 1
     where = np.zeros((4096, 3), np.int64)
     for s in np.nonzero(bits.sum(1) <= 3)[0]: where[s, :bits[s].sum()] = np.nonzero(bits[s])[0]
+    pos = np.full((4096, 3), 24, np.int64)                                  # 24: no point (a[24] = 0 in the kernel)
+    for s in np.nonzero(bits.sum(1) <= 3)[0]: pos[s, :bits[s].sum()] = np.nonzero(bits[s])[0]
+    coset = (np.where(bits.sum(1) <= 3, leader, 0) | bits.sum(1) << 24      # bits 0-23: the leader (weight <= 3), 24-26: weight
+             | pos[:, 0] << 27 | pos[:, 1] << 32 | pos[:, 2] << 37)         # bits 27.., 32.., 37..: its positions
     network = [(i, j) for i, j in _batcher(32) if j < 24]                   # padding 24..31 would hold -inf: drop it
     return PruneTables(hi.astype(np.int32), syndrome(1 << np.arange(24)).astype(np.int32), leader.astype(np.int32),
                        bits.sum(1).astype(np.int8), where.astype(np.int8), octad_index().astype(np.int16),
-                       octads().astype(np.int8), search_tables().pair.astype(np.int16), np.array(network, np.int8))
+                       octads().astype(np.int8), search_tables().pair.astype(np.int16), np.array(network, np.int8), coset)
 
 # %% ../nbs/03a_fast_search.ipynb #b7a10007
 @_jit
@@ -315,12 +320,11 @@ def _sort_lanes(z, n0, X, K, net):
 
 @_jit
 def _lane(l, X, K, a, b, r, pre, top):
-    "Lane l as one vector: a = |z_i|, b sorted (largest first) at positions r, pre = prefix sums of b, top[k] = mask of r[0..k]; returns the sign bits."
+    "Lane l as one vector: a = |z_i| (a[24] = 0 stays), b sorted (largest first) at positions r, pre = prefix sums of b, top[k] = mask of r[0..k]; returns the sign bits."
     Kb = K.view(np.int64)
     y = 0
     for i in range(24):
-        v = X[i, l]; a[i] = abs(v)
-        if v < 0: y |= 1 << i
+        v = X[i, l]; a[i] = abs(v); y |= (1 if v < 0 else 0) << i       # a select, not a branch
     pre[0] = 0.0; m = 0
     for k in range(24):
         r[k] = 31 - (Kb[k, l] & 31); b[k] = a[r[k]]; pre[k + 1] = pre[k] + b[k]
@@ -329,113 +333,119 @@ def _lane(l, X, K, a, b, r, pre, top):
 
 # %% ../nbs/03a_fast_search.ipynb #b7a10009
 @_jit
+def _tick(count, k):
+    "Count event k (0, 2: nodes; 1, 3: candidates) when profiling; with count=None numba compiles it away."
+    if count is not None: count[k] += 1
+
+@_jit
 def _offer(st, win, score, kind, w0, w1):
-    "A candidate vector: st = [best, runner-up] scores; win = [shape, two numbers naming the best vector]."
-    if score > st[0]: st[1] = st[0]; st[0] = score; win[0] = kind; win[1] = w0; win[2] = w1
-    elif score > st[1]: st[1] = score
+    "A candidate vector: st = [best, runner-up] scores; win = [shape, two numbers naming the best vector]. No branches."
+    s0 = st[0]; better = score > s0
+    st[1] = max(st[1], min(s0, score)); st[0] = max(s0, score)
+    win[0] = kind if better else win[0]; win[1] = w0 if better else win[1]; win[2] = w1 if better else win[2]
 
 @_jit
 def _rival(st, score):
     "A vector that cannot beat the one just offered: it only raises the runner-up."
-    if score > st[1]: st[1] = score
+    st[1] = max(st[1], score)
 
 @_jit
 def _offer_octad(st, win, a, y, O, o, S):
     "Octad o with sum S of |z_i|: its best vector (signs of z; the smallest |z_i| flipped if they have odd parity) and its runner-up."
     m1, m2, f, odd = np.inf, np.inf, -1, 0
-    for t in range(8):
-        p = O[o, t]; odd ^= (y >> p) & 1
-        if a[p] < m1: m2 = m1; m1 = a[p]; f = p
-        elif a[p] < m2: m2 = a[p]
-    if odd: _offer(st, win, 2.0 * (S - 2.0 * m1), 1, o, f); _rival(st, 2.0 * (S - 2.0 * m2))
-    else: _offer(st, win, 2.0 * S, 1, o, -1); _rival(st, 2.0 * (S - 2.0 * m1 - 2.0 * m2))
+    for t in range(8):                                                  # the two smallest |z_i|, by min and max
+        p = O[o, t]; v = a[p]; odd ^= (y >> p) & 1
+        m2 = min(m2, max(m1, v)); f = p if v < m1 else f; m1 = min(m1, v)
+    _offer(st, win, 2.0 * (S - 2.0 * m1 * odd), 1, o, f if odd else -1)   # odd parity: flip the smallest
+    _rival(st, 2.0 * (S - 2.0 * m2 - 2.0 * m1 * (1 - odd)))               # flip the second-smallest (and, if even, the smallest)
 
 @_jit
 def _start(a, b, r, pre, y, T, st, win):
     "The cheap candidates: shape A, the octad of the 5 largest |z_i|, and shape C when the signs of z form a codeword."
-    syn_hi, unit, leader, weight, where, octad_of, O = T
+    syn_hi, unit, coset, octad_of, O = T
     st[0] = st[1] = -np.inf
     _offer(st, win, 4.0 * (b[0] + b[1]), 0, r[0], r[1])
     _rival(st, 4.0 * (b[0] + b[2])); _rival(st, 4.0 * (b[0] - b[1]))
     s, m = 0, 0
     for k in range(5): s ^= unit[r[k]]; m |= 1 << r[k]
-    S = pre[5] + a[where[s, 0]] + a[where[s, 1]] + a[where[s, 2]]      # the octad's 3 other points: the coset leader
-    _offer_octad(st, win, a, y, O, octad_of[(m | leader[s]) & 0xFFF], S)
+    e = coset[s]                                                        # the octad's 3 other points: the coset leader
+    S = pre[5] + a[e >> 27 & 31] + a[e >> 32 & 31] + a[e >> 37 & 31]
+    _offer_octad(st, win, a, y, O, octad_of[(m | e) & 0xFFF], S)
     if syn_hi[y & 0xFFF] == y >> 12:                                    # D empty: the 3 on the smallest |z_i|
         _offer(st, win, pre[24] - 4.0 * b[23], 2, y, r[23]); _rival(st, pre[24] - 4.0 * b[22])
 
 # %% ../nbs/03a_fast_search.ipynb #b7a1000b
 @_jit
 def _coset_search(a, b, r, pre, top, y, T, st, win, stk_k, stk_W, stk_s, stk_m, count):
-    "Shape C: offer every (coset word D, 3 at j in D) whose score L1 + 2 a_j - 2 W(D - j) can reach the best; depth first."
-    syn_hi, unit, leader, weight, where, octad_of, O = T
+    "Shape C: offer every coset word D, the 3 at its largest point j, whose score L1 + 2 a_j - 2 W(D - j) can reach the best."
+    syn_hi, unit, coset, octad_of, O = T
     L1, sy = pre[24], syn_hi[y & 0xFFF] ^ (y >> 12)                # sy: syndrome of the signs of z
-    for jj in range(24):                                            # the 3 at j, largest |z_j| first
-        j, aj, mj = r[jj], b[jj], 1 << r[jj]
+    for jj in range(24):                                            # j = D's largest point, largest |z_j| first
+        j, aj, mj, tj = r[jj], b[jj], 1 << r[jj], top[jj]           # tj: j and the larger points, none of them in D - j
         room = 0.5 * (L1 + 2.0 * aj - st[0] + _MARGIN)              # a contender has W(D - j) <= room
         if room < 0.0: break                                        # W >= 0, and later j have smaller a_j
-        s = sy ^ unit[j]                                            # syndrome of D - j
-        w = weight[s]
+        e = coset[sy ^ unit[j]]; w = e >> 24 & 7                    # the coset of D - j: leader, weight, positions
         if L1 - pre[24 - w] > room: continue                        # D - j has >= w points: the w smallest weigh too much
-        if w <= 3 and not leader[s] & mj:                           # D - j = the coset's lightest word
-            W = 0.0
-            for t in range(w): W += a[where[s, t]]
-            count[1] += 1
-            _offer(st, win, L1 + 2.0 * aj - 2.0 * W, 2, y ^ mj ^ leader[s], j)
+        if (w <= 3) & ((e & tj) == 0):                              # D - j = the coset's lightest word, all below j
+            _tick(count, 1)
+            a0, a1, a2 = a[e >> 27 & 31], a[e >> 32 & 31], a[e >> 37 & 31]      # (a[24] = 0: no point)
+            sc = L1 + 2.0 * aj - 2.0 * (a0 + a1 + a2)
+            _offer(st, win, sc, 2, y ^ mj ^ (e & 0xFFFFFF), j)
+            _rival(st, sc - 4.0 * (aj - max(max(a0, a1), a2)) if w > 0 else -np.inf)   # the 3 on D's second point
             room = 0.5 * (L1 + 2.0 * aj - st[0] + _MARGIN)
         nx = max(4, 8 - w)                                          # any other word of the coset has >= nx points
-        if L1 - pre[24 - nx] > room: continue
-        d = 0; stk_k[0] = 24; stk_W[0] = 0.0; stk_s[0] = s; stk_m[0] = 0
+        if (23 - jj < nx) | (L1 - pre[24 - nx] > room): continue
+        d = 0; stk_k[0] = 24; stk_W[0] = 0.0; stk_s[0] = sy ^ unit[j]; stk_m[0] = 0
         while d >= 0:
             ka = stk_k[d] - 1; stk_k[d] = ka                        # next point: rank ka from the top, smallest first
-            if ka < 3: d -= 1; continue                             # 3 larger points must follow
-            p = r[ka]
-            if p == j: continue
-            count[0] += 1
-            W = stk_W[d] + b[ka]
+            if ka < jj + 4: d -= 1; continue                        # 3 larger points, all below j, must follow
+            _tick(count, 0)
+            p = r[ka]; W = stk_W[d] + b[ka]
             if W + pre[ka] - pre[ka - 3] > room: d -= 1; continue   # with the 3 next-smallest: too heavy, later siblings too
-            s2 = stk_s[d] ^ unit[p]
-            if weight[s2] == 3 and not leader[s2] & (mj | ~top[ka - 1]):   # the 3 missing points: larger, and not j
-                count[1] += 1
-                W3 = W + a[where[s2, 0]] + a[where[s2, 1]] + a[where[s2, 2]]
-                _offer(st, win, L1 + 2.0 * aj - 2.0 * W3, 2, y ^ mj ^ leader[s2] ^ stk_m[d] ^ (1 << p), j)
+            e = coset[stk_s[d] ^ unit[p]]; w2 = e >> 24 & 7
+            if (w2 == 3) & ((e & 0xFFFFFF & (tj | ~top[ka - 1])) == 0):   # the 3 missing points: between j and p
+                _tick(count, 1)
+                a0, a1, a2 = a[e >> 27 & 31], a[e >> 32 & 31], a[e >> 37 & 31]
+                sc = L1 + 2.0 * aj - 2.0 * (W + a0 + a1 + a2)
+                _offer(st, win, sc, 2, y ^ mj ^ (e & 0xFFFFFF) ^ stk_m[d] ^ (1 << p), j)
+                _rival(st, sc - 4.0 * (aj - max(max(a0, a1), a2)))  # the 3 on D's second-largest point
                 room = 0.5 * (L1 + 2.0 * aj - st[0] + _MARGIN)
-            nx = max(4, 8 - weight[s2])                             # deeper words: at least nx more points
-            if ka < nx or W + pre[ka] - pre[ka - nx] > room: continue
-            d += 1; stk_k[d] = ka; stk_W[d] = W; stk_s[d] = s2; stk_m[d] = stk_m[d - 1] ^ (1 << p)
+            nx = max(4, 8 - w2)                                     # deeper words: at least nx more points, below j
+            if (ka - jj - 1 < nx) | (W + pre[ka] - pre[ka - nx] > room): continue
+            d += 1; stk_k[d] = ka; stk_W[d] = W; stk_s[d] = stk_s[d - 1] ^ unit[p]; stk_m[d] = stk_m[d - 1] ^ (1 << p)
 
 # %% ../nbs/03a_fast_search.ipynb #b7a1000d
 @_jit
 def _octad_search(a, b, r, pre, top, y, T, st, win, count):
     "Shape B: offer every octad whose sum of |z_i| can reach the best, enumerated by its 5 largest points (ranks i1 < ... < i5)."
-    syn_hi, unit, leader, weight, where, octad_of, O = T
+    syn_hi, unit, coset, octad_of, O = T
     h = 0.5 * (st[0] - _MARGIN)
     for i1 in range(17):
-        S1 = b[i1]; count[2] += 1
+        S1 = b[i1]; _tick(count, 2)
         if S1 + pre[i1 + 8] - pre[i1 + 1] < h: break                # with the 7 next-largest: too light, later i1 too
         s1, m1 = unit[r[i1]], 1 << r[i1]
         for i2 in range(i1 + 1, 18):
-            S2 = S1 + b[i2]; count[2] += 1
+            S2 = S1 + b[i2]; _tick(count, 2)
             if S2 + pre[i2 + 7] - pre[i2 + 1] < h: break
             s2, m2 = s1 ^ unit[r[i2]], m1 | 1 << r[i2]
             for i3 in range(i2 + 1, 19):
-                S3 = S2 + b[i3]; count[2] += 1
+                S3 = S2 + b[i3]; _tick(count, 2)
                 if S3 + pre[i3 + 6] - pre[i3 + 1] < h: break
                 s3, m3 = s2 ^ unit[r[i3]], m2 | 1 << r[i3]
                 for i4 in range(i3 + 1, 20):
-                    S4 = S3 + b[i4]; count[2] += 1
+                    S4 = S3 + b[i4]; _tick(count, 2)
                     if S4 + pre[i4 + 5] - pre[i4 + 1] < h: break
                     s4, m4 = s3 ^ unit[r[i4]], m3 | 1 << r[i4]
                     for i5 in range(i4 + 1, 21):
                         if i5 == 4: continue                        # the octad of the 5 largest: offered by _start
-                        S5 = S4 + b[i5]; count[2] += 1
+                        S5 = S4 + b[i5]; _tick(count, 2)
                         if S5 + pre[i5 + 4] - pre[i5 + 1] < h: break
                         s = s4 ^ unit[r[i5]]                        # the other 3 points: the coset leader
-                        if leader[s] & top[i5]: continue            # one of them is larger: found under other ranks
-                        S = S5 + a[where[s, 0]] + a[where[s, 1]] + a[where[s, 2]]
-                        if S < h: continue
-                        count[3] += 1
-                        _offer_octad(st, win, a, y, O, octad_of[(m4 | 1 << r[i5] | leader[s]) & 0xFFF], S)
+                        e = coset[s]
+                        S = S5 + a[e >> 27 & 31] + a[e >> 32 & 31] + a[e >> 37 & 31]
+                        if (S < h) | ((e & top[i5]) != 0): continue   # too light, or a larger point: found under other ranks
+                        _tick(count, 3)
+                        _offer_octad(st, win, a, y, O, octad_of[(m4 | 1 << r[i5] | e) & 0xFFF], S)
                         h = 0.5 * (st[0] - _MARGIN)
 
 # %% ../nbs/03a_fast_search.ipynb #b7a1000f
@@ -461,8 +471,8 @@ def _pruned_kernel(z, T, pair, net, nt, out):
     nb = (N + _LANES - 1) // _LANES
     for w in prange(nt):
         X, K = np.empty((24, _LANES)), np.empty((24, _LANES))                              # per-worker scratch
-        a, b, pre, r, top = np.empty(24), np.empty(24), np.empty(25), np.empty(24, np.int64), np.empty(24, np.int64)
-        st, win, count = np.empty(2), np.empty(3, np.int64), np.zeros(4, np.int64)
+        a, b, pre, r, top = np.zeros(25), np.empty(24), np.empty(25), np.empty(24, np.int64), np.empty(24, np.int64)
+        st, win = np.empty(2), np.empty(3, np.int64)
         stk_k, stk_W, stk_s, stk_m = np.empty(25, np.int64), np.empty(25), np.empty(25, np.int64), np.empty(25, np.int64)
         for blk in range(w, nb, nt):
             n0 = blk * _LANES
@@ -471,16 +481,16 @@ def _pruned_kernel(z, T, pair, net, nt, out):
                 y = _lane(l, X, K, a, b, r, pre, top)
                 if b[23] <= _MARGIN: out[n0 + l] = -1; continue              # a zero coordinate: its sign is a tie
                 _start(a, b, r, pre, y, T, st, win)
-                _coset_search(a, b, r, pre, top, y, T, st, win, stk_k, stk_W, stk_s, stk_m, count)
-                _octad_search(a, b, r, pre, top, y, T, st, win, count)
-                out[n0 + l] = _certified_index(st, win, y, T[6], pair)
+                _octad_search(a, b, r, pre, top, y, T, st, win, None)       # B first: its best bounds C's search
+                _coset_search(a, b, r, pre, top, y, T, st, win, stk_k, stk_W, stk_s, stk_m, None)
+                out[n0 + l] = _certified_index(st, win, y, T[4], pair)
 
 _numba_pruned = _njit(parallel=True)(_pruned_kernel) if numba is not None else None
 
 def _pruned_args(x: np.ndarray, out: np.ndarray) -> tuple:
     "Arguments of the pruned kernel for a C-contiguous float64 array x (N, 24)."
     t = prune_tables()
-    return (x, (t.syn_hi, t.unit, t.leader, t.weight, t.where, t.octad_of, t.octads), t.pair, t.network, _workers(len(x)), out)
+    return (x, (t.syn_hi, t.unit, t.coset, t.octad_of, t.octads), t.pair, t.network, _workers(len(x)), out)
 
 def _search_numba(z: Tensor) -> Tensor:
     "CPU search: the pruned kernel, then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
