@@ -158,10 +158,10 @@ def _git_commit() -> str | None:
         return rev.stdout.strip() + ('+dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return None
 
-def save_run(rows: list[dict], path) -> None:
-    "Write benchmark rows and this machine's `environment()` to a JSON file."
+def save_run(rows: list[dict], path, **parts) -> None:
+    "Write the search rows, any other parts' rows (e.g. heads=[...]) and this machine's `environment()` to a JSON file."
     import json
-    with open(path, 'w') as f: json.dump(dict(environment=environment(), rows=rows), f, indent=1)
+    with open(path, 'w') as f: json.dump(dict(environment=environment(), rows=rows, **parts), f, indent=1)
 
 def load_runs(folder) -> list[dict]:
     "All recorded runs (`save_run` files, *.json) in a folder, oldest first; each a dict with `environment` and `rows`."

@@ -11,9 +11,10 @@ import leech_explorer
 # %% auto #0
 __all__ = ['SHIPPED', 'SHIPPED_TOKENIZERS', 'DATASETS', 'TOKENIZER_PRESETS', 'QUANTIZERS', 'HEADS', 'OPTIMIZERS',
            'GENERATOR_PRESETS', 'GENERATOR_KINDS', 'MAX_PER_LABEL', 'MAX_LABELS', 'MAX_BENCH_N', 'MAX_BASELINE',
-           'MAX_HEAD_DIM', 'MAX_TOKENS', 'MAX_FID_IMAGES', 'MAX_SEED', 'SAMPLE_SCALE', 'QUICK_SECONDS', 'CommandError',
-           'unknown_argument', 'int_range', 'positive_int', 'positive_float', 'non_negative_float', 'probability',
-           'existing_dir', 'shipped_names', 'writable', 'saved_model', 'paired_tokenizer', 'build_parser', 'main']
+           'MAX_HEAD_DIM', 'MAX_TOKENS', 'MAX_THREADS', 'MAX_BENCH_BATCH', 'PERF_PARTS', 'MAX_FID_IMAGES', 'MAX_SEED',
+           'SAMPLE_SCALE', 'QUICK_SECONDS', 'CommandError', 'unknown_argument', 'int_range', 'positive_int',
+           'positive_float', 'non_negative_float', 'probability', 'existing_dir', 'shipped_names', 'writable',
+           'saved_model', 'paired_tokenizer', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #36288b75
 class CommandError(Exception):
@@ -156,20 +157,21 @@ def _bench(args) -> int:
     if args.json: writable(args.json, '--json', 'file')
     for d in args.device or []: _check_device(d)
     import torch
-    from leech_explorer.bench import benchmark, format_benchmark, save_run
-    from leech_explorer.shell_softmax import head_cost_benchmark, format_head_cost
+    from leech_explorer.bench import save_run
+    from leech_explorer.perf import perf_table, format_perf
     devices = args.device or (['cpu'] + (['cuda'] if torch.cuda.is_available() else []))
-    if 'search' in args.what:
-        rows = benchmark(sizes=tuple(args.n), devices=devices, baseline_max=args.baseline_max, methods=tuple(args.method))
-        print('nearest-code search: structured vs brute force\n' + format_benchmark(rows))
-        if args.json:
-            Path(args.json).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            save_run(rows, Path(args.json).expanduser())
-            print(f"wrote {args.json}")
-    if 'heads' in args.what:
-        for d in devices:
-            print(f'\noutput heads of a generator ({d}): full 196,560-way softmax vs the exact shell softmax\n' +
-                  format_head_cost(head_cost_benchmark(dims=tuple(args.head_dims), tokens=args.tokens, device=d)))
+    parts = {p: [] for p in args.what}
+    for d in devices:                                                  # every part's ratios come from this one run
+        t = perf_table(parts=tuple(args.what), device=d, search_sizes=tuple(args.n), search_methods=tuple(args.method),
+                       baseline_max=args.baseline_max, head_dims=tuple(args.head_dims), tokens=args.tokens,
+                       ce_d=args.head_dims[0], tokenizer_batch=args.batch, threads=args.threads)
+        threads = f", {args.threads} thread{'s' if args.threads > 1 else ''}" if d == 'cpu' else ''
+        print(f"== {d}{threads}\n{format_perf(t)}\n")
+        for p in args.what: parts[p] += t[p]
+    if args.json:
+        path = Path(args.json).expanduser(); path.parent.mkdir(parents=True, exist_ok=True)
+        save_run(parts.pop('search', []), path, **parts)               # rows: the search; heads=, ce=, tokenizer=: the others
+        print(f"wrote {args.json}")
     return 0
 
 # %% ../nbs/99_cli.ipynb #9bce4257
@@ -309,6 +311,9 @@ MAX_BENCH_N = 2**26            # bench --n: 24 float32 per vector, 6.4 GB of inp
 MAX_BASELINE = 2**20           # bench --baseline-max: brute force scores every vector against all 196,560 codes
 MAX_HEAD_DIM = 4096            # bench --head-dims: the full head holds 196,560 x d weights (3.2 GB at the maximum)
 MAX_TOKENS = 8192              # bench --tokens: the full head's logits are tokens x 196,560 floats (6.4 GB at the maximum)
+MAX_THREADS = 1024             # bench --threads
+MAX_BENCH_BATCH = 1024         # bench --batch: images per tokenizer step
+PERF_PARTS = ('search', 'heads', 'ce', 'tokenizer')                   # leech_explorer.perf.PERF_PARTS
 MAX_FID_IMAGES = 50_000        # eval-tokenizer --fid-images: the usual FID sample; Inception runs at ~1 image/s on a CPU
 MAX_SEED = 2**32 - 1
 SAMPLE_SCALE = 4               # sample: every pixel of a sample becomes a 4x4 block, so a 28-pixel digit is easy to see
@@ -385,17 +390,22 @@ OUT/metrics.json:
 
 # %% ../nbs/99_cli.ipynb #ce62d445
 def _add_bench(sub) -> None:
-    "The benchmark: the search against brute force, the heads against the full head (chapters 03c, 07b)."
-    b = sub.add_parser('bench', help="time the nearest-code search against brute force, and a generator's output heads (same run, ratios)")
+    "The benchmark: the search against brute force, the heads against the full head, chunked against naive cross-entropy, Λ24-SQ against BSQ-18 (chapters 03c, 07b, 07e)."
+    b = sub.add_parser('bench', help="time the search against brute force, the shell head against the full head, chunked cross-entropy, a tokenizer step (same run, ratios)")
     b.add_argument('--n', type=int_range(1, MAX_BENCH_N), nargs='+', default=[65536, 1048576],
                    help=f'numbers of input vectors, each at most {MAX_BENCH_N:,} (default: 65536 1048576)')
     b.add_argument('--device', nargs='+', default=None, choices=['cpu', 'cuda'], help='devices (default: cpu, plus cuda if present)')
     b.add_argument('--method', nargs='+', default=['auto'], choices=['auto', 'numba', 'torch', 'triton'], help='structured methods to time')
     b.add_argument('--baseline-max', type=int_range(1, MAX_BASELINE), default=16384,
                    help=f'time brute force on at most this many vectors on CPU, at most {MAX_BASELINE:,} (default: 16384)')
-    b.add_argument('--json', default=None, help="also write the search rows and the machine's environment to this JSON file")
-    b.add_argument('--what', nargs='+', default=['search', 'heads'], choices=['search', 'heads'],
-                   help="what to time: the nearest-code search, the generator's output heads (default: both)")
+    b.add_argument('--json', default=None, help="also write every row measured and the machine's environment to this JSON file")
+    b.add_argument('--what', nargs='+', default=list(PERF_PARTS), choices=PERF_PARTS,
+                   help="what to time: the nearest-code search, the generator's output heads, the full head's chunked "
+                        "cross-entropy, a tokenizer training step with Λ24-SQ vs BSQ-18 (default: all four)")
+    b.add_argument('--threads', type=int_range(1, MAX_THREADS), default=1,
+                   help=f'CPU threads for every timed computation, at most {MAX_THREADS} (default: 1, so that ratios do not depend on the core count)')
+    b.add_argument('--batch', type=int_range(1, MAX_BENCH_BATCH), default=8,
+                   help=f'images per tokenizer training step, at most {MAX_BENCH_BATCH} (default: 8)')
     b.add_argument('--head-dims', type=int_range(1, MAX_HEAD_DIM), nargs='+', default=[128, 512],
                    help=f'hidden widths d for the heads, each at most {MAX_HEAD_DIM:,} (default: 128 512)')
     b.add_argument('--tokens', type=int_range(1, MAX_TOKENS), default=256,

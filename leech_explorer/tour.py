@@ -50,7 +50,7 @@ class TourSettings:
     mse_samples: int = 2**17        # uniform inputs for Λ24's quantization error (standard error ~0.0005)
     brute_mse_samples: int = 2**12  # other uniform inputs for brute force's estimate of the same error (~0.003)
     bench_n: int = 2**18            # vectors for the structured search
-    bench_baseline: int = 2**14     # vectors for brute force on CPU (it is ~400x slower)
+    bench_baseline: int = 2**14     # vectors for brute force on CPU (it is a hundred to a few hundred times slower)
     exact_n: int = 4096             # inputs compared with brute force, answer by answer
     recon_n: int = 500              # MNIST test digits to reconstruct (all of the embedded test split)
     samples_per_class: int = 20     # generated digits per class

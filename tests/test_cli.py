@@ -42,7 +42,9 @@ def test_version():
     (['bench', '--baseline-max', '-3'], 'positive integer'),
     (['bench', '--tokens', '0'], 'positive integer'),
     (['bench', '--what', 'everything'], 'invalid choice'),
-    (['bench', '--frobnicate'], 'unrecognized argument --frobnicate; the options are --baseline-max, --device'),
+    (['bench', '--threads', '0'], 'positive integer'),
+    (['bench', '--batch', '99999'], 'positive integer of at most 1,024'),
+    (['bench', '--frobnicate'], 'unrecognized argument --frobnicate; the options are --baseline-max, --batch, --device'),
     (['bench', '--json', '{tmp}/file/bench.json'], '{tmp}/file is a file, so no file can be made inside it'),
     (['bench', '--json', '/proc/nope/bench.json'], 'nothing can be written in /proc'),
     (['lab', '--port', '0'], 'positive integer'),
@@ -124,6 +126,26 @@ def test_bench_heads():
     assert 'output heads' in r.stdout and 'full / this' in r.stdout and 'x brute' not in r.stdout
     rows = [l.split() for l in r.stdout.splitlines() if re.match(r'\s+16\s+(full|shell|vmf)\s', l)]
     assert {row[1] for row in rows} == {'full', 'shell', 'vmf'}
+
+
+def test_bench_every_part(tmp_path):
+    """The default --what times every part on one thread; --json records each part's rows beside the search's."""
+    out = tmp_path / 'bench.json'
+    r = run('bench', '--n', '2048', '--baseline-max', '512', '--head-dims', '16', '--tokens', '8', '--batch', '2',
+            '--device', 'cpu', '--json', str(out))
+    assert r.returncode == 0, r.stderr
+    assert '== cpu, 1 thread' in r.stdout
+    for title in ('x brute', 'output heads', "the full head's loss: chunked vs naive logits", 'a tokenizer training step'):
+        assert title in r.stdout, title
+    rec = json.loads(out.read_text())
+    assert set(rec) == {'environment', 'rows', 'heads', 'ce', 'tokenizer'}
+    assert {row['threads'] for row in rec['rows']} == {1}
+    assert {row['head'] for row in rec['heads']} >= {'full', 'shell', 'vmf'} and {row['d'] for row in rec['heads']} == {16}
+    ce = {row['variant']: row for row in rec['ce']}
+    assert ce['naive logits']['ratio'] == 1.0 and all(row['grad_h_rel'] < 1e-4 for row in ce.values()), ce
+    tok = {row['variant']: row for row in rec['tokenizer']}
+    assert set(tok) == {'Λ24-SQ', 'BSQ-18'} and tok['BSQ-18']['ratio'] == 1.0 and tok['Λ24-SQ']['batch'] == 2
+    assert abs(tok['Λ24-SQ']['ratio'] - tok['Λ24-SQ']['step_ms'] / tok['BSQ-18']['step_ms']) < 1e-9
 
 
 def test_tour_quick(tmp_path):

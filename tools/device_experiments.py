@@ -180,27 +180,11 @@ def stage_tokenizer_paper(a):
 
 
 # ---------------------------------------------------------------- the GPU performance table (--stages perf)
-def _best_time(fn, repeats: int, dev: str) -> float:
-    "Best wall time of fn() over `repeats` runs after one warm-up run (synchronized on CUDA)."
-    sync = torch.cuda.synchronize if dev == 'cuda' else (lambda: None)
-    fn(); sync(); best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter(); fn(); sync(); best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def _peak_bytes(fn, dev: str):
-    "Peak extra CUDA memory of one fn() call in bytes (None on CPU)."
-    if dev != 'cuda': fn(); return None
-    torch.cuda.synchronize(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated(); fn(); torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - base
-
-
 def perf_shell_kernel(a):
     "The fused shell-softmax kernel on this device: first call (compiles), exactness against chapter 07b's float64 sum, speed."
     from leech_explorer.shell_softmax_fast import log_partition_and_marginals, fast_backend
     from leech_explorer.shell_softmax import linear_theta, shape_log_partitions
+    from leech_explorer.perf import best_time
     dev = a.device
     g = torch.Generator().manual_seed(0)
     n = 32 if a.smoke else 4096
@@ -222,7 +206,7 @@ def perf_shell_kernel(a):
     r['float32_log_z_max_rel_err'] = float(((log_partition_and_marginals(x)[0].double().cpu() - ref_lz).abs() / ref_lz.abs().clamp_min(1)).max())
     r['exact'] = r['log_z_max_rel_err'] < 1e-12 and r['marginals_max_abs_err'] < 1e-10
     big = torch.randn(64 if a.smoke else 65536, 24, 9, device=dev)
-    sec = _best_time(lambda: log_partition_and_marginals(big), 1 if a.smoke else 3, dev)
+    sec = best_time(lambda: log_partition_and_marginals(big), 1 if a.smoke else 3, dev)
     r['tables_per_s_forward_and_gradient'] = len(big) / sec
     return r
 
@@ -238,73 +222,30 @@ def perf_heads(a):
 
 def perf_ce(a, deadline: float):
     """The full head's loss on this device: naive logits + cross_entropy vs the chunked linear cross-entropy (chunk sizes,
-    torch.compile, cut-cross-entropy where installed); forward + backward time, peak memory, agreement with the naive loss."""
-    from leech_explorer.generator import linear_cross_entropy, cce_available
-    from leech_explorer.leech import SHELL_SIZE
-    dev = a.device
-    N, d = (32, 8) if a.smoke else (8192, 1024)
-    g = torch.Generator().manual_seed(0)
-    h = torch.randn(N, d, generator=g).to(dev).requires_grad_()
-    W = (torch.randn(SHELL_SIZE, d, generator=g) / math.sqrt(d)).to(dev).requires_grad_()
-    b = torch.zeros(SHELL_SIZE, device=dev, requires_grad=True)
-    y = torch.randint(0, SHELL_SIZE, (N,), generator=g).to(dev)
-
-    def naive(h, W, b, y): return F.cross_entropy(F.linear(h, W, b).float(), y)
-    def chunked(cs, tc=1024): return lambda h, W, b, y: linear_cross_entropy(h, W, y, b, chunk_size=cs, token_chunk=tc)[0].mean()
-    variants = {'naive logits + cross_entropy': naive}
-    for cs in (8192, 16384, 32768, 65536): variants[f'chunked, chunk_size {cs}'] = chunked(cs)
-    variants['chunked, chunk_size 32768, token_chunk 4096'] = chunked(32768, 4096)
-    if cce_available(dev): variants['cce (cut-cross-entropy)'] = lambda h, W, b, y: linear_cross_entropy(h, W, y, b, backend='cce')[0].mean()
-    if dev == 'cuda' or a.compile:                            # compilation takes a while: last, and only where asked
-        variants['naive, torch.compile'] = torch.compile(naive)
-        variants['chunked 65536, torch.compile'] = torch.compile(chunked(65536))   # 3 vocabulary chunks: the smallest graph
-    rows, ref = [], None
-    for name, fn in variants.items():
-        if time.time() > deadline: rows.append(dict(variant=name, skipped='time budget')); continue
-        def step(fn=fn):
-            for p in (h, W, b): p.grad = None
-            with torch.autocast('cuda', torch.bfloat16, enabled=dev == 'cuda'): loss = fn(h, W, b, y)
-            loss.backward()
-            return float(loss.detach())
-        try:
-            t0 = time.perf_counter(); loss = step(); first = time.perf_counter() - t0      # includes any compilation
-            sec = _best_time(step, 1 if a.smoke else 3, dev); peak = _peak_bytes(step, dev)
-            if ref is None: ref = (loss, h.grad.clone(), W.grad.clone())
-            rel = lambda x, y_: float((x - y_).abs().max() / y_.abs().max().clamp_min(1e-30))
-            rows.append(dict(variant=name, ms=1e3 * sec, first_call_s=first, peak_gb=None if peak is None else peak / 1e9,
-                             loss=loss, loss_diff=abs(loss - ref[0]), grad_h_rel=rel(h.grad, ref[1]), grad_W_rel=rel(W.grad, ref[2])))
-        except Exception as e: rows.append(dict(variant=name, error=f'{type(e).__name__}: {e}'[:500]))
-        print(rows[-1], flush=True)
-    return dict(tokens=N, d=d, vocabulary=SHELL_SIZE, autocast='bf16' if dev == 'cuda' else None, rows=rows)
+    torch.compile on CUDA, cut-cross-entropy where installed); `leech_explorer.perf.ce_cost_benchmark`, bf16 autocast on CUDA."""
+    from leech_explorer.perf import ce_cost_benchmark
+    tokens, d = (32, 8) if a.smoke else (8192, 1024)
+    sizes = (8192, 65536) if a.smoke else (8192, 16384, 32768, 65536)
+    rows = ce_cost_benchmark(tokens=tokens, d=d, device=a.device, chunk_sizes=sizes, repeats=1 if a.smoke else 3,
+                             compile=a.device == 'cuda' or a.compile)
+    if not a.smoke and time.time() < deadline:                      # larger token chunks: fewer launches
+        rows += [dict(r, variant=r['variant'] + ', token_chunk 4096') for r in
+                 ce_cost_benchmark(tokens=tokens, d=d, device=a.device, chunk_sizes=(32768,), token_chunk=4096)[1:]]
+    for r in rows: print(r, flush=True)
+    naive = rows[0]['ms']
+    best = min(rows[1:], key=lambda r: r['ms'])
+    return dict(tokens=tokens, d=d, rows=rows, best_chunked=best['variant'], best_over_naive=best['ms'] / naive,
+                within_1_5x=best['ms'] / naive <= 1.5)
 
 
 def perf_tokenizer(a):
     """One training step (forward, backward, AdamW) of a tokenizer with Λ24-SQ vs BSQ-18, same batch and settings; and the
-    quantizer alone on the same latents."""
-    from leech_explorer.tokenizer import Tokenizer, TokenizerLoss, tokenizer_config
-    dev = a.device
+    quantizer alone on the same latents (`leech_explorer.perf.tokenizer_step_benchmark`, bf16 autocast on CUDA)."""
+    from leech_explorer.perf import tokenizer_step_benchmark
     preset, B, size = ('tiny', 2, dict(image_size=28, channels=1)) if a.smoke else ('paper', 16, {})
-    rows = {}
-    for name in ('Λ24-SQ', 'BSQ-18'):
-        torch.manual_seed(0)
-        cfg = tokenizer_config(preset, perceptual='fallback', **size, **TOK_VARIANTS[name])
-        model = TokenizerLoss(Tokenizer(cfg)).to(dev).train()
-        opt = torch.optim.AdamW(model.parameters(), 1e-4, fused=dev == 'cuda')
-        x = torch.rand(B, cfg.channels, cfg.image_size, cfg.image_size, device=dev)
-        def step():
-            with torch.autocast('cuda', torch.bfloat16, enabled=dev == 'cuda'): _, loss, _ = model(x)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-        sec = _best_time(step, 1 if a.smoke else 5, dev)
-        peak = _peak_bytes(step, dev)
-        z = torch.randn(B, cfg.grid ** 2, cfg.latent_dim, device=dev, requires_grad=True)
-        q = model.tokenizer.quantizer
-        def qstep():
-            z.grad = None; out = q(z); (out.quantized.float().square().sum() + out.aux_loss).backward()
-        rows[name] = dict(step_ms=1e3 * sec, images_per_s=B / sec, quantizer_ms=1e3 * _best_time(qstep, 1 if a.smoke else 3, dev),
-                          peak_gb=None if peak is None else peak / 1e9, params=sum(p.numel() for p in model.tokenizer.parameters()))
-        del model, opt
-    ratio = rows['Λ24-SQ']['step_ms'] / rows['BSQ-18']['step_ms']
-    return dict(preset=preset, batch=B, tokens_per_image=cfg.n_tokens, rows=rows, leech_over_bsq=ratio, within_1_2x=ratio <= 1.2)
+    rows = tokenizer_step_benchmark(preset=preset, batch=B, device=a.device, repeats=1 if a.smoke else 5, **size)
+    ratio = rows[0]['step_ms'] / rows[1]['step_ms']
+    return dict(preset=preset, batch=B, rows=rows, leech_over_bsq=ratio, within_1_2x=ratio <= 1.2)
 
 
 def stage_perf(a):
