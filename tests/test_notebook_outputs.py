@@ -98,14 +98,69 @@ def test_every_exercise_has_a_solution():
             assert solved[ex] == key, f'{name(p)}: exercise {ex!r} uses key {key}, its solution {solved[ex]}'
 
 
+def _calls(path: Path, fn: str):
+    "(statement, call) for every call of `fn` in a notebook's code cells; statement is the top-level node holding it."
+    for c in cells(path):
+        if c['cell_type'] != 'code': continue
+        try: tree = ast.parse(code(c))
+        except SyntaxError: continue
+        for stmt in ast.walk(tree):
+            if not isinstance(stmt, ast.stmt): continue
+            for node in ast.iter_child_nodes(stmt):
+                for call in ast.walk(node):
+                    if isinstance(call, ast.Call) and getattr(call.func, 'id', getattr(call.func, 'attr', None)) == fn:
+                        yield stmt, call
+
+
+def _arg(call: ast.Call, pos: int, kw: str):
+    "Argument `pos` of a call, positional or by keyword; None when absent."
+    if len(call.args) > pos: return call.args[pos]
+    return next((k.value for k in call.keywords if k.arg == kw), None)
+
+
+def function_exercises_in(path: Path) -> dict[str, str]:
+    """{exercise name: reference} of the function exercises a chapter poses: `check_function('name', None, 'ref', ...)`
+    shown as the cell's verdict (a statement of its own, not inside an assert or a test)."""
+    out = {}
+    for stmt, call in _calls(path, 'check_function'):
+        name, fn, ref = _arg(call, 0, 'name'), _arg(call, 1, 'fn'), _arg(call, 2, 'reference')
+        if isinstance(stmt, ast.Expr) and stmt.value is call and isinstance(name, ast.Constant) and isinstance(fn, ast.Constant) \
+           and fn.value is None and isinstance(ref, ast.Constant):
+            out[name.value] = ref.value
+    return out
+
+
+def function_solutions_in(path: Path) -> dict[str, str]:
+    "{exercise name: reference} of every `assert check_function('name', <a function>, 'ref', ...)` in a notebook."
+    out = {}
+    for stmt, call in _calls(path, 'check_function'):
+        name, fn, ref = _arg(call, 0, 'name'), _arg(call, 1, 'fn'), _arg(call, 2, 'reference')
+        if isinstance(stmt, ast.Assert) and stmt.test is call and isinstance(name, ast.Constant) \
+           and not (isinstance(fn, ast.Constant) and fn.value is None) and isinstance(ref, ast.Constant):
+            out[name.value] = ref.value
+    return out
+
+
+def test_every_function_exercise_has_a_solution():
+    "Each `check_function` exercise of a chapter is solved in nbs/solutions/: asserted, with a function, against the same reference."
+    solved = {}
+    for p in SOLUTIONS: solved |= function_solutions_in(p)
+    posed = {ex: (p, ref) for p in CHAPTERS for ex, ref in function_exercises_in(p).items()}
+    assert posed, 'no check_function exercise found: the parser no longer sees the chapters\' exercise cells'
+    for ex, (p, ref) in posed.items():
+        assert ex in solved, f'{name(p)}: exercise {ex!r} (check_function) has no solution in nbs/solutions/'
+        assert solved[ex] == ref, f'{name(p)}: exercise {ex!r} checks against {ref}, its solution against {solved[ex]}'
+
+
 def test_solutions_assert_their_checks():
-    "A solution notebook asserts every check it makes, so nbdev-test fails when a key is wrong."
+    "A solution notebook asserts every check and check_function it makes, so nbdev-test fails when one is wrong."
     for p in SOLUTIONS:
         for k, c in enumerate(cells(p)):
             if c['cell_type'] != 'code': continue
             for node in ast.walk(ast.parse(code(c))):
-                if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and getattr(node.value.func, 'id', None) == 'check':
-                    pytest.fail(f'{name(p)}, cell {k}: `check(...)` without `assert`')
+                if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                   getattr(node.value.func, 'id', None) in ('check', 'check_function'):
+                    pytest.fail(f'{name(p)}, cell {k}: `{node.value.func.id}(...)` without `assert`')
 
 
 def test_execute_tool_skips_what_nbdev_test_skips():
