@@ -29,12 +29,14 @@ __all__ = ['PruneTables', 'prune_tables', 'scale_rows']
 _CACHE = '__file__' in globals()        # an installed module can cache compiled code on disk; a notebook cell cannot
 _LANES = 128                             # input vectors per block; every step loops over them innermost (SIMD)
 
-def _njit(**kw):
+def _njit(cache: bool | None = None,   # cache on disk; None: if this module is a file (chapter 07b's kernels pass their own)
+          **kw):
     "numba.njit with the disk cache; falls back to a temporary cache folder when no cache folder is writable."
     if numba is None: return lambda f: f                     # without numba: plain (slow) Python
     kw = dict(boundscheck=False, error_model='numpy', **kw)
+    cache = _CACHE if cache is None else cache
     def deco(f):
-        if not _CACHE: return numba.njit(**kw)(f)
+        if not cache: return numba.njit(**kw)(f)
         try: return numba.njit(cache=True, **kw)(f)
         except RuntimeError:                                  # "no locator available": nothing writable for the cache
             numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), 'leech_explorer-numba-cache')

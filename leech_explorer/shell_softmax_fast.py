@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from .golay import MOG_CELLS, column_classes, hexacode
 from .shell_softmax import check_theta, shape_log_partitions
-from .fast_search import _KERNEL_LOCK    # one parallel numba kernel at a time; importing it selects numba's own thread pool
+from .fast_search import _KERNEL_LOCK, _njit as _njit_03a    # one parallel numba kernel at a time; importing it selects numba's own thread pool
 try:
     import numba
     from numba import prange
@@ -56,16 +56,8 @@ def mog_tables() -> dict:
 _CACHE = '__file__' in globals()        # an installed module can cache compiled code on disk; a notebook cell cannot
 
 def _njit(**kw):
-    "numba.njit with the disk cache (a temporary folder when no cache folder is writable); plain Python without numba."
-    if numba is None: return lambda f: f
-    kw = dict(boundscheck=False, error_model='numpy', **kw)
-    def deco(f):
-        if not _CACHE: return numba.njit(**kw)(f)
-        try: return numba.njit(cache=True, **kw)(f)
-        except RuntimeError:                                  # "no locator available": nothing writable for the cache
-            numba.config.CACHE_DIR = os.path.join(tempfile.gettempdir(), 'leech_explorer-numba-cache')
-            return numba.njit(cache=True, **kw)(f)
-    return deco
+    "Chapter 03a's numba.njit with its disk cache (a temporary folder when none is writable), cached only where this code is a file."
+    return _njit_03a(cache=_CACHE, **kw)
 
 _jit, _inline = _njit(), _njit(inline='always')     # small helpers are inlined into their callers (no call overhead)
 
