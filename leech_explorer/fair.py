@@ -29,11 +29,12 @@ FAIR_VARIANTS = {   # name: (TokenizerConfig changes, bits per token, the estima
     'random 16K': (dict(quantizer='random', codebook_size=16384), 14, ('ste',)),
     'Λ24 16K spread': (dict(quantizer='leech', codebook_size=16384, subset='spread'), 14, ('ste',)),
     'VQ-16K learned': (dict(quantizer='vq', codebook_size=16384), 14, ('ste',)),
+    'VQ-16K learned, 4-d': (dict(quantizer='vq', codebook_size=16384, code_dim=4), 14, ('ste',)),
     'random 196K': (dict(quantizer='random', codebook_size=196560), math.log2(196560), ('ste',)),
 }
 FAIR_PRIORITY = [('Λ24-SQ', 'ste'), ('BSQ-18', 'ste'), ('Λ24-SQ', 'rotation'), ('BSQ-18', 'rotation'),
                  ('VQ-16K learned', 'ste'), ('BSQ-14', 'ste'), ('random 16K', 'ste'), ('Λ24 16K spread', 'ste'),
-                 ('BSQ-18 + entropy', 'ste'), ('random 196K', 'ste')]                     # the order the runs are made in: the main question first
+                 ('BSQ-18 + entropy', 'ste'), ('VQ-16K learned, 4-d', 'ste'), ('random 196K', 'ste')]                     # the order the runs are made in: the main question first
 FAIR_RECIPE = dict(steps=1000, batch_size=64, warmup=100, lrs=(1e-3, 2e-3, 4e-3), seeds=(0, 1, 2), diag_every=200,
                    diag_images=256, long_factor=2)   # long_factor: seed 0 again at the chosen rate, twice as long
 FAIR_BASE = dict(width=64, depth=2, heads=4, gan_weight=0.0, perceptual='fallback')   # the same for every variant

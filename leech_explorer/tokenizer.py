@@ -45,6 +45,7 @@ class TokenizerConfig:
     mlp_ratio: float = 4.0        # hidden width of each block's MLP, as a multiple of `width` (the ViT standard)
     quantizer: str = 'leech'      # 'leech' (Λ24-SQ), 'bsq' (binary spherical), 'vq' (learned, EMA), 'random' (frozen random unit codes)
     codebook_size: int = 196560   # leech: 196,560 = the whole shell, fewer = a subset; vq, random: number of codes
+    code_dim: int = 24            # vq: width of the learned codes; below 24, a learned projection 24 <-> code_dim surrounds them
     subset: str = 'random'        # leech with fewer codes: 'random' antipodal pairs or a greedy 'spread' (shell_subset)
     estimator: str = 'ste'        # gradient through the quantizer: 'ste' (straight-through) or 'rotation' (rotation trick)
     bits: int = 18                # bsq: bits per token (the paper's BSQ-18 baseline has 2^18 codes)
@@ -89,7 +90,7 @@ def tokenizer_config(preset: str = 'tiny', **changes) -> TokenizerConfig:
 # %% ../nbs/06_tokenizer.ipynb #5b7d9f1a
 MAX_VQ_CODES = 2 ** 20         # vq / random: 2^20 x 24 float32 codes = 100 MB, more than any experiment here needs
 LIMITS = dict(image_size=(1, 4096), channels=(1, 3), patch=(1, 4096), width=(1, 8192), depth=(1, 128), heads=(1, 1024),
-              codebook_size=(2, MAX_VQ_CODES), bits=(1, MAX_BSQ_BITS), gan_start=(0, 10 ** 9), disc_width=(4, 4096),
+              codebook_size=(2, MAX_VQ_CODES), code_dim=(1, 24), bits=(1, MAX_BSQ_BITS), gan_start=(0, 10 ** 9), disc_width=(4, 4096),
               mlp_ratio=(0, 64))   # generous bounds: outside them is a typo or a damaged config.json, not a model
 MAX_PARAMS = 2 ** 31           # the two transformers' weights: 8 GB of float32 is beyond any machine the course targets
 
@@ -111,6 +112,7 @@ def check_config(c: TokenizerConfig) -> None:
     if c.width % c.heads: raise ValueError(f"width {c.width} is not a multiple of heads {c.heads}")
     if int(c.width * c.mlp_ratio) < 1: raise ValueError(f"mlp_ratio {c.mlp_ratio} leaves no hidden units at width {c.width}")
     if c.disc_width % 4: raise ValueError(f"disc_width must be a multiple of 4 (GroupNorm(8, 2 x disc_width)), got {c.disc_width}")
+    if c.code_dim != 24 and c.quantizer != 'vq': raise ValueError(f"code_dim applies to quantizer='vq' only, got code_dim={c.code_dim} with {c.quantizer!r}")
     if c.quantizer == 'leech' and c.codebook_size > 196560: raise ValueError(f"a Leech codebook has 2 to 196,560 codes, got {c.codebook_size}")
     if c.quantizer == 'leech' and c.codebook_size < 196560 and c.codebook_size % 2:
         raise ValueError(f"a Leech sub-codebook holds antipodal pairs: codebook_size must be even, got {c.codebook_size}")
@@ -139,7 +141,7 @@ def _one_scale_quantizer(cfg: TokenizerConfig, subset: Tensor | None) -> nn.Modu
     if cfg.quantizer == 'bsq': return BSQuantizer(cfg.bits, entropy_weight=cfg.entropy_weight, **est)
     if cfg.quantizer == 'random':                    # frozen random unit codes: the control without any structure
         return VectorQuantizer(cfg.codebook_size, 24, learn=False, commitment_weight=0.0, seed=1, **est)
-    return VectorQuantizer(cfg.codebook_size, 24, **est)
+    return VectorQuantizer(cfg.codebook_size, 24, codebook_dim=cfg.code_dim, **est)
 
 # %% ../nbs/06_tokenizer.ipynb #ef20f488
 class ViT(nn.Module):
@@ -272,7 +274,7 @@ PRETRAINED_DIR = Path(__file__).parent / 'pretrained' if '__file__' in globals()
 PRETRAINED = {'mnist-tiny': 'mnist-tiny-tokenizer',        # names of the tokenizers that ship inside the package
               'mnist-tiny-ms': 'mnist-tiny-ms-tokenizer'}   # its multi-scale sibling (scales 1, 2, 3, 5, 7; chapter 07d)
 WEIGHTS_HASH = 'model.safetensors.sha256'                   # beside the weights, in `sha256sum` format (`sha256sum -c` reads it)
-LATER_FIELDS = ('subset', 'estimator', 'scales', 'gains', 'prefix_prob')    # config fields added after the first tokenizers were saved: missing = the old default
+LATER_FIELDS = ('subset', 'estimator', 'scales', 'gains', 'prefix_prob', 'code_dim')    # config fields added after the first tokenizers were saved: missing = the old default
 
 def _sha256(path) -> str:
     "Hex SHA-256 of a file, read in 1 MB blocks."
