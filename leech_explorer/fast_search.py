@@ -291,10 +291,9 @@ def prune_tables() -> PruneTables:
             w = sum(1 << p for p in pos)
             if leader[syndrome(w)] < 0: leader[syndrome(w)] = w
     bits = (leader[:, None] >> np.arange(24)) & 1
-    where = np.zeros((4096, 3), np.int64)
-    for s in np.nonzero(bits.sum(1) <= 3)[0]: where[s, :bits[s].sum()] = np.nonzero(bits[s])[0]
     pos = np.full((4096, 3), 24, np.int64)                                  # 24: no point (a[24] = 0 in the kernel)
     for s in np.nonzero(bits.sum(1) <= 3)[0]: pos[s, :bits[s].sum()] = np.nonzero(bits[s])[0]
+    where = np.where(pos == 24, 0, pos)                                     # the same positions, 0 where there is none
     coset = (np.where(bits.sum(1) <= 3, leader, 0) | bits.sum(1) << 24      # bits 0-23: the leader (weight <= 3), 24-26: weight
              | pos[:, 0] << 27 | pos[:, 1] << 32 | pos[:, 2] << 37)         # bits 27.., 32.., 37..: its positions
     network = [(i, j) for i, j in _batcher(32) if j < 24]                   # padding 24..31 would hold -inf: drop it

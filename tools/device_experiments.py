@@ -244,7 +244,7 @@ def perf_tokenizer(a):
     from leech_explorer.perf import tokenizer_step_benchmark
     preset, B, size = ('tiny', 2, dict(image_size=28, channels=1)) if a.smoke else ('paper', 16, {})
     rows = tokenizer_step_benchmark(preset=preset, batch=B, device=a.device, repeats=1 if a.smoke else 5, **size)
-    ratio = rows[0]['step_ms'] / rows[1]['step_ms']
+    ratio = rows[0]['ratio']                                          # Λ24-SQ's step time / BSQ-18's, measured in this call
     return dict(preset=preset, batch=B, rows=rows, leech_over_bsq=ratio, within_1_2x=ratio <= 1.2)
 
 
