@@ -16,26 +16,37 @@ from .golay import MOG_CELLS, column_classes, hexacode, octads
 from .leech import leech_shell, SHELL_SIZE, SHELL_NORM
 
 # %% auto #0
-__all__ = ['QuantizerOutput', 'ESTIMATORS', 'check_latents', 'check_indices', 'nearest_code', 'CodeUsage', 'straight_through',
-           'unit_codebook', 'octad_tetrads', 'SearchTables', 'search_tables', 'hp_classes']
+__all__ = ['QuantizerOutput', 'ESTIMATORS', 'latent_error', 'check_latents', 'check_indices', 'nearest_code', 'CodeUsage',
+           'straight_through', 'unit_codebook', 'octad_tetrads', 'SearchTables', 'search_tables', 'hp_classes']
 
 # %% ../nbs/03_codebook.ipynb #1fd847a0
 QuantizerOutput = namedtuple('QuantizerOutput', ['quantized', 'indices', 'aux_loss'])
 QuantizerOutput.__doc__ = "What every quantizer returns: codes (same shape as the input), code indices, and an auxiliary loss (scalar)."
 
-def check_latents(z: Tensor, dim: int, name: str = 'z', allow_zero: bool = False) -> Tensor:
+def latent_error(name: str,          # the argument's name in the message
+                 batch_shape: tuple,  # the input's shape without its last axis
+                 first: int,          # flat number of the first bad vector
+                 nonfinite: bool,     # True: it holds NaN or Inf; False: it is all zeros
+                 ) -> ValueError:
+    "The error `check_latents` raises for an input's first bad vector (also used by the fused checks of chapter 03a)."
+    k = tuple(int(i) for i in np.unravel_index(first, batch_shape)) if batch_shape else ()
+    if nonfinite: return ValueError(f"{name} contains NaN or Inf (first at vector {k})")
+    return ValueError(f"{name} has an all-zero vector at {k}: it has no direction, so no nearest code on the sphere")
+
+def check_latents(z: Tensor, dim: int, name: str = 'z', allow_zero: bool = False,
+                  values: bool = True,  # False: type and shape only (a caller that checks the values itself, in a pass it makes anyway)
+                  ) -> Tensor:
     "Validate quantizer input: a floating tensor (..., dim), finite, and (unless `allow_zero`) no all-zero vectors."
     if not isinstance(z, Tensor): raise ValueError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
     if not z.is_floating_point(): raise ValueError(f"{name} must be a floating-point tensor, got {z.dtype}")
     if z.ndim == 0 or z.shape[-1] != dim:
         raise ValueError(f"{name} must have last dimension {dim}, got shape {tuple(z.shape)}")
-    m = torch.linalg.vector_norm(z, ord=float('inf'), dim=-1)            # one number per vector: NaN, inf and 0 show
-    bad_val = ~torch.isfinite(m)
-    bad = bad_val if allow_zero else bad_val | (m == 0)
-    if bad.any():
-        k = tuple(torch.nonzero(bad)[0].tolist())
-        if bad_val.any(): raise ValueError(f"{name} contains NaN or Inf (first at vector {k})")
-        raise ValueError(f"{name} has an all-zero vector at {k}: it has no direction, so no nearest code on the sphere")
+    if not values: return z
+    m = z.detach().abs().amax(-1)                  # one number per vector (NaN propagates): NaN, inf and 0 show
+    bad = ~torch.isfinite(m) if allow_zero else ~torch.isfinite(m) | (m == 0)
+    if bad.any():                                  # the first bad vector, whichever its kind
+        first = int(torch.nonzero(bad.reshape(-1))[0])
+        raise latent_error(name, tuple(z.shape[:-1]), first, not bool(torch.isfinite(m.reshape(-1)[first])))
     return z
 
 # %% ../nbs/03_codebook.ipynb #049c394b

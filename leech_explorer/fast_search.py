@@ -23,7 +23,7 @@ if numba is not None and 'NUMBA_THREADING_LAYER' not in os.environ:   # numba's 
     os.environ['NUMBA_THREADING_LAYER'] = numba.config.THREADING_LAYER = 'workqueue'
 
 # %% auto #0
-__all__ = ['PruneTables', 'prune_tables', 'scale_rows']
+__all__ = ['PruneTables', 'prune_tables', 'scale_rows', 'scale_rows_fused']
 
 # %% ../nbs/03a_fast_search.ipynb #d87e3305
 _CACHE = '__file__' in globals()        # an installed module can cache compiled code on disk; a notebook cell cannot
@@ -623,3 +623,25 @@ def scale_rows(x: Tensor,        # (N, 24) float, any scale; no all-zero rows
     "Each row divided by its largest |x_i|, computed before any cast to float32 (so 1e-300 or 1e300 in float64 survive)."
     x = x if x.dtype == torch.float64 else x.float()    # half precision: float32 holds its range, so cast first
     return x / x.abs().amax(-1, keepdim=True)
+
+# %% ../nbs/03a_fast_search.ipynb #f5ca1e02
+@_jit
+def _scale_check(z, x):
+    "Rows of z divided by their largest |z_i| in z's precision into float64 x; -1, or 2 n + (1 if row n holds NaN/Inf) for the first bad row n."
+    for n in range(z.shape[0]):
+        m, d = abs(z[n, 0]), z[n, 0] - z[n, 0]
+        for i in range(1, 24):
+            m = max(m, abs(z[n, i])); d += z[n, i] - z[n, i]     # d stays 0, or turns NaN at a NaN or an infinity
+        if d != d: return 2 * n + 1
+        if m == 0: return 2 * n
+        for i in range(24): x[n, i] = z[n, i] / m                 # float32 input: a float32 division, as in scale_rows
+    return -1
+
+def scale_rows_fused(x: Tensor,               # (N, 24) float CPU tensor, any scale
+                     ) -> tuple[Tensor, int]:  # (N, 24) float64 rows with max |x_i| = 1; -1 or 2 n + (1 if NaN/Inf) for the first bad row n
+    "`scale_rows` and `check_latents`' value checks in one compiled pass (the numbers of `scale_rows`, stored in float64)."
+    x = x.detach()
+    x = x if x.dtype in (torch.float32, torch.float64) else x.float()     # half precision: cast first, as scale_rows does
+    xn = np.ascontiguousarray(x.numpy())
+    out = np.empty(xn.shape, np.float64)
+    return torch.from_numpy(out), int(_scale_check(xn, out)) if len(xn) else -1

@@ -49,13 +49,16 @@ def peak_cuda_bytes(fn, device) -> int | None:
 def _ce_variants(chunk_sizes, token_chunk: int, dev: torch.device, compile: bool) -> dict:
     "name -> loss(h, W, b, y): the naive full-logits loss first (the reference), then the chunked ones."
     def naive(h, W, b, y): return F.cross_entropy(F.linear(h, W, b).float(), y)
-    def chunked(cs): return lambda h, W, b, y: linear_cross_entropy(h, W, y, b, chunk_size=cs, token_chunk=token_chunk)[0].mean()
+    def chunked(cs, tc=token_chunk): return lambda h, W, b, y: linear_cross_entropy(h, W, y, b, chunk_size=cs, token_chunk=tc)[0].mean()
     out = {'naive logits': naive}
-    for cs in chunk_sizes: out[f'chunked {cs:,}'] = chunked(cs)
+    for cs in chunk_sizes:                         # an int: vocabulary rows; a pair: (rows, tokens per chunk)
+        cs, tc = cs if isinstance(cs, tuple) else (cs, token_chunk)
+        out[f'chunked {cs:,}' + (f', token_chunk {tc:,}' if tc != token_chunk else '')] = chunked(cs, tc)
     if cce_available(dev): out['cut-cross-entropy'] = lambda h, W, b, y: linear_cross_entropy(h, W, y, b, backend='cce')[0].mean()
     if compile:
         out['naive, torch.compile'] = torch.compile(naive)
-        out[f'chunked {max(chunk_sizes):,}, torch.compile'] = torch.compile(chunked(max(chunk_sizes)))
+        biggest = max(cs if isinstance(cs, int) else cs[0] for cs in chunk_sizes)
+        out[f'chunked {biggest:,}, torch.compile'] = torch.compile(chunked(biggest))
     return out
 
 def _rel(x: torch.Tensor, ref: torch.Tensor) -> float:
@@ -66,7 +69,7 @@ def _rel(x: torch.Tensor, ref: torch.Tensor) -> float:
 def ce_cost_benchmark(tokens: int = 256,           # N hidden states
                       d: int = 128,                # hidden width
                       device='cpu',
-                      chunk_sizes=(8192, 65536),   # vocabulary rows per chunk of the chunked loss
+                      chunk_sizes=(8192, 65536),   # vocabulary rows per chunk of the chunked loss, or (rows, token_chunk) pairs
                       token_chunk: int = 1024,     # tokens per chunk
                       repeats: int = 3,
                       seed: int = 0,
@@ -75,7 +78,7 @@ def ce_cost_benchmark(tokens: int = 256,           # N hidden states
                       autocast: bool | None = None,  # bf16 autocast; default: on CUDA only
                       ) -> list[dict]:             # one row per variant; 'ratio' = its time / the naive loss's time
     "Forward + backward of the full head's loss, naive logits against the chunked linear cross-entropy, in one run."
-    if min(tokens, d, repeats, *chunk_sizes) < 1: raise ValueError("tokens, d, repeats and chunk sizes must be positive")
+    if min(tokens, d, repeats, *(v for cs in chunk_sizes for v in (cs if isinstance(cs, tuple) else (cs,)))) < 1: raise ValueError("tokens, d, repeats and chunk sizes must be positive")
     dev = torch.device(device)
     autocast = dev.type == 'cuda' if autocast is None else autocast
     g = torch.Generator().manual_seed(seed)

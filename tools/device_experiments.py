@@ -220,17 +220,14 @@ def perf_heads(a):
     return dict(rows=rows, full_over_shell=ratio, goal_100x_at_1024=ratio.get(1024, 0) >= 100 if not a.smoke else None)
 
 
-def perf_ce(a, deadline: float):
+def perf_ce(a):
     """The full head's loss on this device: naive logits + cross_entropy vs the chunked linear cross-entropy (chunk sizes,
     torch.compile on CUDA, cut-cross-entropy where installed); `leech_explorer.perf.ce_cost_benchmark`, bf16 autocast on CUDA."""
     from leech_explorer.perf import ce_cost_benchmark
     tokens, d = (32, 8) if a.smoke else (8192, 1024)
-    sizes = (8192, 65536) if a.smoke else (8192, 16384, 32768, 65536)
+    sizes = (8192, 65536, (65536, 16)) if a.smoke else (8192, 16384, 32768, 65536, (32768, 4096))   # (rows, token_chunk): fewer launches
     rows = ce_cost_benchmark(tokens=tokens, d=d, device=a.device, chunk_sizes=sizes, repeats=1 if a.smoke else 3,
                              compile=a.device == 'cuda' or a.compile)
-    if not a.smoke and time.time() < deadline:                      # larger token chunks: fewer launches
-        rows += [dict(r, variant=r['variant'] + ', token_chunk 4096') for r in
-                 ce_cost_benchmark(tokens=tokens, d=d, device=a.device, chunk_sizes=(32768,), token_chunk=4096)[1:]]
     for r in rows: print(r, flush=True)
     naive = rows[0]['ms']
     best = min(rows[1:], key=lambda r: r['ms'])
@@ -254,8 +251,9 @@ def stage_perf(a):
     deadline = time.time() + a.perf_seconds
     r, out = {'device': torch.cuda.get_device_name() if a.device == 'cuda' else 'cpu', 'torch': torch.__version__}, Path(a.out) / 'perf.json'
     parts = [('shell_kernel', perf_shell_kernel), ('heads', perf_heads), ('tokenizer_step', perf_tokenizer),
-             ('chunked_ce', lambda a: perf_ce(a, deadline))]
+             ('chunked_ce', perf_ce)]
     for name, fn in parts:
+        if time.time() > deadline: r[name] = dict(skipped=f'past --perf-seconds {a.perf_seconds}'); continue
         t0 = time.perf_counter()
         try: r[name] = fn(a)
         except Exception: r[name] = dict(error=traceback.format_exc()[-3000:])
@@ -390,7 +388,7 @@ def main():
     p.add_argument('--out', required=True); p.add_argument('--device', default='cuda'); p.add_argument('--smoke', action='store_true')
     p.add_argument('--stages', nargs='+', default=list(DEFAULT_STAGES), choices=list(STAGES))
     p.add_argument('--scratch', default='/tmp/leech-device')
-    p.add_argument('--perf-seconds', type=float, default=240, help='perf: time budget; later chunked-CE variants are skipped after it')
+    p.add_argument('--perf-seconds', type=float, default=240, help='perf: time budget; parts not started by then are skipped')
     p.add_argument('--compile', action='store_true', help='perf: also try torch.compile on the CPU (always tried on CUDA)')
     p.add_argument('--experiment-seconds', type=float, default=240); p.add_argument('--grace-seconds', type=float, default=60)
     p.add_argument('--tok-workers', type=int, default=6); p.add_argument('--gen-workers', type=int, default=4)
