@@ -16,8 +16,9 @@ from .golay import MOG_CELLS, column_classes, hexacode, octads
 from .leech import leech_shell, SHELL_SIZE, SHELL_NORM
 
 # %% auto #0
-__all__ = ['QuantizerOutput', 'ESTIMATORS', 'latent_error', 'check_latents', 'check_indices', 'nearest_code', 'CodeUsage',
-           'straight_through', 'unit_codebook', 'octad_tetrads', 'SearchTables', 'search_tables', 'hp_classes']
+__all__ = ['QuantizerOutput', 'ESTIMATORS', 'SEXTET_PAIRS', 'latent_error', 'check_latents', 'check_indices', 'nearest_code',
+           'CodeUsage', 'straight_through', 'unit_codebook', 'sextets', 'sextet_cover', 'octad_tetrads', 'SearchTables',
+           'search_tables', 'hp_classes']
 
 # %% ../nbs/03_codebook.ipynb #1fd847a0
 QuantizerOutput = namedtuple('QuantizerOutput', ['quantized', 'indices', 'aux_loss'])
@@ -136,12 +137,12 @@ def _bruteforce(z: Tensor, chunk_size: int = 2048) -> Tensor:
     return nearest_code(z, unit_codebook(str(z.device), z.dtype), max_scores=chunk_size * SHELL_SIZE)
 
 # %% ../nbs/03_codebook.ipynb #de5041df
+SEXTET_PAIRS = tuple((a, b) for a in range(6) for b in range(a + 1, 6))   # a sextet's 15 octads: unions of two of its tetrads
+
 @lru_cache(None)
-def octad_tetrads() -> tuple[np.ndarray, np.ndarray]:
-    "Tetrads (Q, 4) from greedily chosen sextets and, per octad in `octads()` order, the two tetrads (759, 2) that form it."
-    O = octads()
-    masks = (np.int64(1) << O).sum(1)
-    octad_of = {int(m): i for i, m in enumerate(masks)}
+def sextets() -> np.ndarray:
+    "(1771, 6) int64: every sextet as its six tetrads (bit masks), in a fixed order (by the first tetrad's positions)."
+    masks = (np.int64(1) << octads()).sum(1)
     def sextet(t: int) -> list[int]:                      # the sextet of tetrad t (bitmask): complete t + p to its octad
         out, seen = [t], t
         for p in range(24):
@@ -150,19 +151,32 @@ def octad_tetrads() -> tuple[np.ndarray, np.ndarray]:
                 rest = int(masks[(masks & five) == five][0]) & ~t
                 out.append(rest); seen |= rest
         return out
-    sextets, done = [], set()
-    for tet in combinations(range(24), 4):                # all 1771 sextets, in a fixed order
+    out, done = [], set()
+    for tet in combinations(range(24), 4):
         t = sum(1 << p for p in tet)
-        if t not in done: sx = sextet(t); done.update(sx); sextets.append(sx)
-    pairs = [(a, b) for a in range(6) for b in range(a + 1, 6)]
-    oct_of = np.array([[octad_of[sx[a] | sx[b]] for a, b in pairs] for sx in sextets])       # (1771, 15)
-    covered, tets, pair = np.zeros(759, bool), {}, np.full((759, 2), -1, np.int64)
-    while not covered.all():                              # greedy set cover: the sextet covering most new octads
-        s = int((~covered[oct_of[:, :]]).sum(1).argmax())
-        for (a, b), o in zip(pairs, oct_of[s]):
-            if covered[o]: continue
-            covered[o] = True
-            pair[o] = [tets.setdefault(sextets[s][a], len(tets)), tets.setdefault(sextets[s][b], len(tets))]
+        if t not in done: sx = sextet(t); done.update(sx); out.append(sx)
+    return np.array(out, np.int64)
+
+@lru_cache(None)
+def sextet_cover() -> tuple[np.ndarray, np.ndarray]:
+    "Sextets chosen greedily (most new octads first) until every octad is a pair of tetrads of one of them: their rows of `sextets()` (S,), and (S, 15) the octad of each pair in `SEXTET_PAIRS` order, -1 where an earlier chosen sextet has it."
+    octad_of = {int(m): i for i, m in enumerate((np.int64(1) << octads()).sum(1))}
+    sx = sextets()
+    oct_of = np.array([[octad_of[int(s[a] | s[b])] for a, b in SEXTET_PAIRS] for s in sx])     # (1771, 15)
+    covered, chosen, new = np.zeros(759, bool), [], []
+    while not covered.all():
+        s = int((~covered[oct_of]).sum(1).argmax())
+        new.append(np.where(covered[oct_of[s]], -1, oct_of[s])); covered[oct_of[s]] = True; chosen.append(s)
+    return np.array(chosen, np.int64), np.array(new, np.int64)
+
+@lru_cache(None)
+def octad_tetrads() -> tuple[np.ndarray, np.ndarray]:
+    "Tetrads (Q, 4) of the sextets of `sextet_cover` and, per octad in `octads()` order, the two tetrads (759, 2) that form it."
+    sx, (chosen, new) = sextets(), sextet_cover()
+    tets, pair = {}, np.full((759, 2), -1, np.int64)
+    for s, row in zip(chosen, new):
+        for (a, b), o in zip(SEXTET_PAIRS, row):
+            if o >= 0: pair[o] = [tets.setdefault(int(sx[s, a]), len(tets)), tets.setdefault(int(sx[s, b]), len(tets))]
     Q = np.array([[p for p in range(24) if m >> p & 1] for m in tets], dtype=np.int64)
     return Q, pair
 

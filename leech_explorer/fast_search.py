@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from .leech import SHAPE_OFFSETS
 from .golay import golay_code, octads, octad_index
-from .codebook import search_tables, hp_classes
+from .codebook import search_tables, hp_classes, sextets, sextet_cover, SEXTET_PAIRS
 try:
     import numba
     from numba import prange
@@ -23,7 +23,7 @@ if numba is not None and 'NUMBA_THREADING_LAYER' not in os.environ:   # numba's 
     os.environ['NUMBA_THREADING_LAYER'] = numba.config.THREADING_LAYER = 'workqueue'
 
 # %% auto #0
-__all__ = ['PruneTables', 'prune_tables', 'scale_rows', 'scale_rows_fused']
+__all__ = ['PruneTables', 'prune_tables', 'FilterTables', 'filter_tables', 'scale_rows', 'scale_rows_fused']
 
 # %% ../nbs/03a_fast_search.ipynb #d87e3305
 _CACHE = '__file__' in globals()        # an installed module can cache compiled code on disk; a notebook cell cannot
@@ -493,14 +493,284 @@ def _pruned_args(x: np.ndarray, out: np.ndarray) -> tuple:
     t = prune_tables()
     return (x, (t.syn_hi, t.unit, t.coset, t.octad_of, t.octads), t.pair, t.network, _workers(len(x)), out)
 
-def _search_numba(z: Tensor) -> Tensor:
-    "CPU search: the pruned kernel, then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
+def _search_pruned(z: Tensor) -> Tensor:
+    "CPU search by branch and bound: the pruned kernel, then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
     x = np.ascontiguousarray(z.detach().cpu().numpy(), dtype=np.float64)
     out = np.empty(len(x), np.int64)
     args = _pruned_args(x, out)
     with _KERNEL_LOCK:
         if not _numba_pruned.signatures: _compile_notice(_numba_pruned, args)
         _numba_pruned(*args)
+    rest = np.flatnonzero(out < 0)
+    if len(rest): out[rest] = _exhaustive(np.ascontiguousarray(x[rest]))
+    return torch.from_numpy(out)
+
+# %% ../nbs/03a_fast_search.ipynb #f17e0002
+_FILTER_DELTA = 1e-4   # float32 allowance on a group's score (inputs scaled to max |z_i| = 1; the bound is below 3e-5)
+
+class FilterTables(NamedTuple):
+    "Tables of the float32 filter (section 3)."
+    tetrads: np.ndarray    # (S, 6, 4) int64: positions of the six tetrads of each sextet of `sextet_cover()`
+    skip: np.ndarray       # (S, 15) float32: 0, or -inf for an octad that an earlier sextet scores
+    slot: np.ndarray       # (S, 15) float32: slot numbers 0 .. 15 S - 1, as floats so that the lanes stay float32
+    octad: np.ndarray      # (15 S,) int64: row of `octads()` of each slot (-1: skipped)
+    rows: np.ndarray       # (128, 6) int64: row 8 k + class of column k in the column tables, for each (h, p) pair
+
+@lru_cache(None)
+def filter_tables() -> FilterTables:
+    "The sextets that cover the octads (each octad scored once) and the column-table rows of the 128 (h, p) pairs."
+    chosen, octad = sextet_cover()
+    tets = np.array([[[p for p in range(24) if m >> p & 1] for m in s] for s in sextets()[chosen]], np.int64)
+    slot = np.arange(octad.size, dtype=np.float32).reshape(octad.shape)
+    rows = np.arange(6)[None, :] * 8 + hp_classes()
+    return FilterTables(tets, np.where(octad < 0, -np.inf, 0).astype(np.float32), slot, octad.reshape(-1),
+                        np.ascontiguousarray(rows, np.int64))
+
+# %% ../nbs/03a_fast_search.ipynb #f17e0005
+@_njit(inline='always')
+def _tetrad_even_odd(x0, x1, x2, x3):
+    "Best value of a tetrad with an even / an odd number of minus signs: max-plus products of two pairs."
+    pe, po, qe, qo = abs(x0 + x1), abs(x0 - x1), abs(x2 + x3), abs(x2 - x3)
+    return max(pe + qe, po + qo), max(pe + qo, po + qe)
+
+@_njit(inline='always')
+def _keep(v, k, s1, s2, g):
+    "Running best s1 (of group g) and runner-up s2 after score v of group k; no branches."
+    return max(s1, v), max(s2, min(s1, v)), (k if v > s1 else g)
+
+@_jit
+def _filter_b(x, tet, skip, slot, s1a, s2a, ga):
+    "Shape B in float32 over lanes x (24, _LANES): per lane the best octad value (half the score), the runner-up's, the best slot."
+    for l in range(_LANES): s1a[l] = -np.inf; s2a[l] = -np.inf; ga[l] = 0
+    for s in range(tet.shape[0]):
+        T, F, G = tet[s], skip[s], slot[s]                     # scalars before the lane loop: no reloads, SIMD
+        p00, p01, p02, p03, p10, p11, p12, p13 = T[0, 0], T[0, 1], T[0, 2], T[0, 3], T[1, 0], T[1, 1], T[1, 2], T[1, 3]
+        p20, p21, p22, p23, p30, p31, p32, p33 = T[2, 0], T[2, 1], T[2, 2], T[2, 3], T[3, 0], T[3, 1], T[3, 2], T[3, 3]
+        p40, p41, p42, p43, p50, p51, p52, p53 = T[4, 0], T[4, 1], T[4, 2], T[4, 3], T[5, 0], T[5, 1], T[5, 2], T[5, 3]
+        f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14 = F[0], F[1], F[2], F[3], F[4], F[5], F[6], F[7], F[8], F[9], F[10], F[11], F[12], F[13], F[14]
+        g0, g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, g12, g13, g14 = G[0], G[1], G[2], G[3], G[4], G[5], G[6], G[7], G[8], G[9], G[10], G[11], G[12], G[13], G[14]
+        for l in range(_LANES):
+            e0, o0 = _tetrad_even_odd(x[p00, l], x[p01, l], x[p02, l], x[p03, l])
+            e1, o1 = _tetrad_even_odd(x[p10, l], x[p11, l], x[p12, l], x[p13, l])
+            e2, o2 = _tetrad_even_odd(x[p20, l], x[p21, l], x[p22, l], x[p23, l])
+            e3, o3 = _tetrad_even_odd(x[p30, l], x[p31, l], x[p32, l], x[p33, l])
+            e4, o4 = _tetrad_even_odd(x[p40, l], x[p41, l], x[p42, l], x[p43, l])
+            e5, o5 = _tetrad_even_odd(x[p50, l], x[p51, l], x[p52, l], x[p53, l])
+            s1, s2, g = s1a[l], s2a[l], ga[l]                 # the 15 octads, in SEXTET_PAIRS order
+            s1, s2, g = _keep(max(e0 + e1, o0 + o1) + f0, g0, s1, s2, g)
+            s1, s2, g = _keep(max(e0 + e2, o0 + o2) + f1, g1, s1, s2, g)
+            s1, s2, g = _keep(max(e0 + e3, o0 + o3) + f2, g2, s1, s2, g)
+            s1, s2, g = _keep(max(e0 + e4, o0 + o4) + f3, g3, s1, s2, g)
+            s1, s2, g = _keep(max(e0 + e5, o0 + o5) + f4, g4, s1, s2, g)
+            s1, s2, g = _keep(max(e1 + e2, o1 + o2) + f5, g5, s1, s2, g)
+            s1, s2, g = _keep(max(e1 + e3, o1 + o3) + f6, g6, s1, s2, g)
+            s1, s2, g = _keep(max(e1 + e4, o1 + o4) + f7, g7, s1, s2, g)
+            s1, s2, g = _keep(max(e1 + e5, o1 + o5) + f8, g8, s1, s2, g)
+            s1, s2, g = _keep(max(e2 + e3, o2 + o3) + f9, g9, s1, s2, g)
+            s1, s2, g = _keep(max(e2 + e4, o2 + o4) + f10, g10, s1, s2, g)
+            s1, s2, g = _keep(max(e2 + e5, o2 + o5) + f11, g11, s1, s2, g)
+            s1, s2, g = _keep(max(e3 + e4, o3 + o4) + f12, g12, s1, s2, g)
+            s1, s2, g = _keep(max(e3 + e5, o3 + o5) + f13, g13, s1, s2, g)
+            s1, s2, g = _keep(max(e4 + e5, o4 + o5) + f14, g14, s1, s2, g)
+            s1a[l], s2a[l], ga[l] = s1, s2, g
+
+@_jit
+def _filter_columns(x, cell, beta, TA, TS, TU, TV):
+    "Column tables (row 8 k + c) in float32: |t|, the sign of t as +-1, U = w+ - |t| and V = w- - |t|."
+    one, four = np.float32(1.0), np.float32(4.0)            # float32 constants: float32 arithmetic on float32 lanes
+    for k in range(6):
+        x0, x1, x2, x3 = x[cell[k, 0]], x[cell[k, 1]], x[cell[k, 2]], x[cell[k, 3]]
+        for c in range(8):
+            b0, b1, b2, b3 = beta[c, 0], beta[c, 1], beta[c, 2], beta[c, 3]
+            ta, ts, tu, tv = TA[8 * k + c], TS[8 * k + c], TU[8 * k + c], TV[8 * k + c]
+            for l in range(_LANES):
+                v0, v1, v2, v3 = b0 * x0[l], b1 * x1[l], b2 * x2[l], b3 * x3[l]
+                t = (v0 + v1) + (v2 + v3)
+                A = abs(t)
+                ta[l] = A; ts[l] = -one if t < 0 else one
+                tu[l] = (t - four * min(min(v0, v1), min(v2, v3))) - A
+                tv[l] = (four * max(max(v0, v1), max(v2, v3)) - t) - A
+
+@_njit(inline='always')
+def _special(A, sg, U, V, Q, m1, m2):
+    "The best score of a pair with the 3 in this column, less the sum of |t|: no branches."
+    mu = m2 if A == m1 else m1                               # smallest |t| of the other five columns
+    q = Q * sg * mu                                          # +mu: the others' parity is right for w+, -mu: for w-
+    return max(U + q, V - q) - mu
+
+@_jit
+def _filter_c(rows, TA, TS, TU, TV, s1a, s2a, ga):
+    "Shape C in float32: per lane the best (h, p) pair's score, the runner-up pair's, the best pair."
+    for l in range(_LANES): s1a[l] = -np.inf; s2a[l] = -np.inf; ga[l] = 0
+    for hp in range(128):
+        r0, r1, r2, r3, r4, r5 = rows[hp, 0], rows[hp, 1], rows[hp, 2], rows[hp, 3], rows[hp, 4], rows[hp, 5]
+        P = np.float32(-1.0) if hp & 1 else np.float32(1.0)
+        hf = np.float32(hp)
+        for l in range(_LANES):
+            a0, a1, a2, a3, a4, a5 = TA[r0, l], TA[r1, l], TA[r2, l], TA[r3, l], TA[r4, l], TA[r5, l]
+            g0, g1, g2, g3, g4, g5 = TS[r0, l], TS[r1, l], TS[r2, l], TS[r3, l], TS[r4, l], TS[r5, l]
+            S = ((a0 + a1) + (a2 + a3)) + (a4 + a5)
+            Q = P * ((g0 * g1) * (g2 * g3)) * (g4 * g5)      # (-1)^p times the product of all six signs
+            m1, m2 = min(a0, a1), max(a0, a1)                # the two smallest |t|
+            m2 = min(m2, max(m1, a2)); m1 = min(m1, a2)
+            m2 = min(m2, max(m1, a3)); m1 = min(m1, a3)
+            m2 = min(m2, max(m1, a4)); m1 = min(m1, a4)
+            m2 = min(m2, max(m1, a5)); m1 = min(m1, a5)
+            b = max(max(_special(a0, g0, TU[r0, l], TV[r0, l], Q, m1, m2), _special(a1, g1, TU[r1, l], TV[r1, l], Q, m1, m2)),
+                    max(_special(a2, g2, TU[r2, l], TV[r2, l], Q, m1, m2), _special(a3, g3, TU[r3, l], TV[r3, l], Q, m1, m2)))
+            b = max(b, max(_special(a4, g4, TU[r4, l], TV[r4, l], Q, m1, m2), _special(a5, g5, TU[r5, l], TV[r5, l], Q, m1, m2)))
+            s1a[l], s2a[l], ga[l] = _keep(S + b, hf, s1a[l], s2a[l], ga[l])
+
+@_jit
+def _lane_stats(X, Y, V1, V2, V3, I1, I2, AMIN):
+    "Per lane of X (24, _LANES), float64: sign bits, the three largest |z_i| (positions of two), the smallest |z_i|."
+    for l in range(_LANES): Y[l] = 0; V1[l] = -1.0; V2[l] = -1.0; V3[l] = -1.0; I1[l] = 0; I2[l] = 0; AMIN[l] = np.inf
+    for i in range(24):
+        for l in range(_LANES):
+            v = X[i, l]; av = abs(v)
+            Y[l] |= np.int64(v < 0) << i
+            AMIN[l] = min(AMIN[l], av)
+            u1, u2 = av > V1[l], av > V2[l]
+            V3[l] = max(V3[l], min(V2[l], av))
+            V2[l] = V1[l] if u1 else (av if u2 else V2[l]); I2[l] = I1[l] if u1 else (i if u2 else I2[l])
+            V1[l] = av if u1 else V1[l]; I1[l] = i if u1 else I1[l]
+
+# %% ../nbs/03a_fast_search.ipynb #f17e0007
+@_jit
+def _octad_exact(st, win, row, y, O, o, rival):
+    "Octad o of the vector `row` in float64: its best vector and runner-up (as `_offer_octad`), and a rival for all other octads."
+    S, m1, m2, f, odd = 0.0, np.inf, np.inf, -1, 0
+    for t in range(8):
+        p = O[o, t]; v = abs(row[p]); S += v; odd ^= (y >> p) & 1
+        m2 = min(m2, max(m1, v)); f = p if v < m1 else f; m1 = min(m1, v)
+    _offer(st, win, 2.0 * (S - 2.0 * m1 * odd), 1, o, f if odd else -1)
+    _rival(st, 2.0 * (S - 2.0 * m2 - 2.0 * m1 * (1 - odd)))
+    _rival(st, rival)
+
+@_njit(inline='always')
+def _sort4(v0, v1, v2, v3):
+    "Four numbers in increasing order (a sorting network: min and max only)."
+    a, b, c, d = min(v0, v1), max(v0, v1), min(v2, v3), max(v2, v3)
+    lo, m1, m2, hi = min(a, c), max(a, c), min(b, d), max(b, d)
+    return lo, min(m1, m2), max(m1, m2), hi
+
+@_jit
+def _pair_exact(row, hp, cls, cell, beta, st, win, t6, v6, rival):
+    "Pair hp of `row` in float64: offer its best shape-C vector (kind 3: pair, 2 k + sign), rival its best other one and all other pairs."
+    p = hp & 1
+    S, Q = 0.0, p
+    m1, m2, m3, k1, k2 = np.inf, np.inf, np.inf, -1, -1           # the three smallest |t|, the columns of two
+    for k in range(6):
+        c = cls[hp, k]
+        v0, v1, v2, v3 = beta[c, 0] * row[cell[k, 0]], beta[c, 1] * row[cell[k, 1]], beta[c, 2] * row[cell[k, 2]], beta[c, 3] * row[cell[k, 3]]
+        v6[k, 0], v6[k, 1], v6[k, 2], v6[k, 3] = _sort4(v0, v1, v2, v3)
+        t = (v0 + v1) + (v2 + v3); t6[k] = t
+        A = abs(t); S += A; Q ^= 1 if t < 0 else 0
+        c1, c2, c3 = A < m1, A < m2, A < m3
+        m3 = m2 if c2 else (A if c3 else m3)
+        m2 = m1 if c1 else (A if c2 else m2); k2 = k1 if c1 else (k if c2 else k2)
+        m1 = A if c1 else m1; k1 = k if c1 else k1
+    s1, s2, arg = -np.inf, -np.inf, 0
+    for k in range(6):
+        t = t6[k]
+        o1 = m2 if k == k1 else m1                                  # the two smallest |t| of the other columns
+        o2 = m3 if (k == k1) | (k == k2) else m2
+        q = Q ^ (1 if t < 0 else 0)                                 # 1: the others' natural signs have the wrong parity for w+
+        rest = S - abs(t)
+        for e in range(2):                                          # e = 0: w+ (the 3 on the smallest row), 1: w- (largest)
+            wrong = q if e == 0 else 1 - q
+            f1 = rest - 2.0 * o1 * wrong                            # the others: best and second-best sign choices
+            f2 = rest - 2.0 * (o2 if wrong else o1 + o2)
+            r1 = t - 4.0 * v6[k, 0] if e == 0 else 4.0 * v6[k, 3] - t   # the 3: best and second-best rows
+            r2 = t - 4.0 * v6[k, 1] if e == 0 else 4.0 * v6[k, 2] - t
+            v = r1 + f1
+            s1, s2, arg = max(s1, v), max(max(s2, min(s1, v)), max(r2 + f1, r1 + f2)), (2 * k + e if v > s1 else arg)
+    _offer(st, win, s1, 3, hp, arg)
+    _rival(st, s2); _rival(st, rival)
+
+@_jit
+def _name_pair(row, t6, hp, k, e, H, cc, cell, beta, cls, eps):
+    "Codeword message (first 12 bits) and position of the 3 of pair hp's best vector with the 3 in column k, sign e."
+    p, h = hp & 1, hp >> 1
+    par, lmin, amin = 0, -1, np.inf
+    for kk in range(6):
+        v = t6[kk]
+        eps[kk] = e if kk == k else (1 if v < 0 else 0)
+        par ^= eps[kk]
+        if kk != k and abs(v) < amin: amin = abs(v); lmin = kk
+    if par != p: eps[lmin] ^= 1                                     # top-row parity: flip the cheapest other column
+    msg = 0
+    for kk in range(6):
+        for r in range(4):
+            if cell[kk, r] < 12 and cc[H[h, kk], p, eps[kk], r] == 1: msg |= 1 << cell[kk, r]
+    c, rb = cls[hp, k], 0
+    for r in range(1, 4):                                           # the 3 on the smallest (e = 0) or largest beta_r z_r
+        v, b = beta[c, r] * row[cell[k, r]], beta[c, rb] * row[cell[k, rb]]
+        if (e == 0 and v < b) or (e == 1 and v > b): rb = r
+    return msg, cell[k, rb]
+
+# %% ../nbs/03a_fast_search.ipynb #f17e0009
+def _filter_kernel(z, FT, S, nt, out):
+    "Float32 filter, float64 finish: `nt` workers, each taking every nt-th block of _LANES vectors; -1 where the exhaustive kernel decides."
+    tet, skip, slot, octad, rows = FT
+    O, pair, cell, beta, beta32, cls, H, cc = S
+    N = z.shape[0]
+    nb = (N + _LANES - 1) // _LANES
+    for w in prange(nt):
+        X, X32 = np.empty((24, _LANES)), np.empty((24, _LANES), np.float32)                 # per-worker scratch
+        TA, TS = np.empty((48, _LANES), np.float32), np.empty((48, _LANES), np.float32)
+        TU, TV = np.empty((48, _LANES), np.float32), np.empty((48, _LANES), np.float32)
+        b1, b2, bg = np.empty(_LANES, np.float32), np.empty(_LANES, np.float32), np.empty(_LANES, np.float32)
+        c1, c2, cg = np.empty(_LANES, np.float32), np.empty(_LANES, np.float32), np.empty(_LANES, np.float32)
+        Y, I1, I2 = np.empty(_LANES, np.int64), np.empty(_LANES, np.int64), np.empty(_LANES, np.int64)
+        V1, V2, V3, AMIN = np.empty(_LANES), np.empty(_LANES), np.empty(_LANES), np.empty(_LANES)
+        st, win, t6, v6, eps = np.empty(2), np.empty(3, np.int64), np.empty(6), np.empty((6, 4)), np.empty(6, np.int64)
+        for blk in range(w, nb, nt):
+            n0 = blk * _LANES
+            for l in range(_LANES):
+                n = n0 + l if n0 + l < N else n0
+                for i in range(24): v = z[n, i]; X[i, l] = v; X32[i, l] = v
+            _filter_b(X32, tet, skip, slot, b1, b2, bg)
+            _filter_columns(X32, cell, beta32, TA, TS, TU, TV)
+            _filter_c(rows, TA, TS, TU, TV, c1, c2, cg)
+            _lane_stats(X, Y, V1, V2, V3, I1, I2, AMIN)
+            for l in range(min(_LANES, N - n0)):
+                if AMIN[l] <= _MARGIN: out[n0 + l] = -1; continue            # a zero coordinate: its sign is a tie
+                row, y = z[n0 + l], Y[l]
+                st[0] = st[1] = -np.inf
+                _offer(st, win, 4.0 * (V1[l] + V2[l]), 0, I1[l], I2[l])      # shape A exactly, and its rivals
+                _rival(st, 4.0 * (V1[l] + V3[l])); _rival(st, 4.0 * (V1[l] - V2[l]))
+                top_b, top_c = 2.0 * b1[l] + _FILTER_DELTA, c1[l] + _FILTER_DELTA    # above every B / C score
+                o, hp = octad[int(bg[l])], int(cg[l])
+                if top_b >= top_c:
+                    _octad_exact(st, win, row, y, O, o, 2.0 * b2[l] + _FILTER_DELTA)
+                    if top_c >= st[0] - _MARGIN: _pair_exact(row, hp, cls, cell, beta, st, win, t6, v6, c2[l] + _FILTER_DELTA)
+                    else: _rival(st, top_c)
+                else:
+                    _pair_exact(row, hp, cls, cell, beta, st, win, t6, v6, c2[l] + _FILTER_DELTA)
+                    if top_b >= st[0] - _MARGIN: _octad_exact(st, win, row, y, O, o, 2.0 * b2[l] + _FILTER_DELTA)
+                    else: _rival(st, top_b)
+                if win[0] == 3:                                               # a pair won: name its vector
+                    msg, j = _name_pair(row, t6, win[1], win[2] >> 1, win[2] & 1, H, cc, cell, beta, cls, eps)
+                    win[0] = 2; win[1] = msg; win[2] = j
+                out[n0 + l] = _certified_index(st, win, y, O, pair)
+
+_numba_filter = _njit(parallel=True)(_filter_kernel) if numba is not None else None
+
+def _filter_args(x: np.ndarray, out: np.ndarray) -> tuple:
+    "Arguments of the filter kernel for a C-contiguous float64 array x (N, 24) scaled to max |z_i| = 1."
+    t, p = search_tables(), prune_tables()
+    return (x, tuple(filter_tables()), (p.octads, p.pair, t.cell, t.beta, t.beta.astype(np.float32), hp_classes(), t.hexacode,
+                                        t.columns), _workers(len(x)), out)
+
+def _search_numba(z: Tensor) -> Tensor:
+    "CPU search: the filter kernel, then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
+    x = np.ascontiguousarray(z.detach().cpu().numpy(), dtype=np.float64)
+    out = np.empty(len(x), np.int64)
+    args = _filter_args(x, out)
+    with _KERNEL_LOCK:
+        if not _numba_filter.signatures: _compile_notice(_numba_filter, args)
+        _numba_filter(*args)
     rest = np.flatnonzero(out < 0)
     if len(rest): out[rest] = _exhaustive(np.ascontiguousarray(x[rest]))
     return torch.from_numpy(out)
