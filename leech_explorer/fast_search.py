@@ -174,26 +174,32 @@ def _index_b(a, sg, l, O, bo, bpar):
     return 1104 + 128 * bo + e
 
 @_jit
-def _index_c(x, t, l, H, cc, cell, beta, chp, ck, ceps, eps):
-    "Shell index of lane l's shape-C winner: rebuild the codeword's column choices, then the position of the 3."
-    p = chp & 1; h = chp >> 1
+def _name_c(row, t6, hp, k, e, H, cc, cell, beta, eps):
+    "Codeword message (first 12 bits) and position of the 3 of pair hp's best vector with the 3 in column k, sign e (1 = complement); t6: its six column values."
+    p, h = hp & 1, hp >> 1
     par, lmin, amin = 0, -1, np.inf
-    for k in range(6):
-        v = t[k, 2 * H[h, k] + p, l]
-        eps[k] = ceps if k == ck else (1 if v < 0 else 0)
-        par ^= eps[k]
-        if k != ck and abs(v) < amin: amin = abs(v); lmin = k
+    for kk in range(6):
+        v = t6[kk]
+        eps[kk] = e if kk == k else (1 if v < 0 else 0)
+        par ^= eps[kk]
+        if kk != k and abs(v) < amin: amin = abs(v); lmin = kk
     if par != p: eps[lmin] ^= 1                          # top-row parity: flip the cheapest other column
     msg = 0
-    for k in range(6):
+    for kk in range(6):
         for r in range(4):
-            if cell[k, r] < 12 and cc[H[h, k], p, eps[k], r] == 1: msg |= 1 << cell[k, r]
-    c = 2 * H[h, ck] + p                                 # the 3 goes to the row with the smallest (or largest) beta_r z_r
-    best, rb = np.inf if ceps == 0 else -np.inf, 0
-    for r in range(4):
-        v = beta[c, r] * x[cell[ck, r], l]
-        if (ceps == 0 and v < best) or (ceps == 1 and v > best): best = v; rb = r
-    return 98256 + 24 * msg + cell[ck, rb]
+            if cell[kk, r] < 12 and cc[H[h, kk], p, eps[kk], r] == 1: msg |= 1 << cell[kk, r]
+    c, rb = 2 * H[h, k] + p, 0                           # the 3 goes to the row with the smallest (or largest) beta_r z_r
+    for r in range(1, 4):
+        v, b = beta[c, r] * row[cell[k, r]], beta[c, rb] * row[cell[k, rb]]
+        if (e == 0 and v < b) or (e == 1 and v > b): rb = r
+    return msg, cell[k, rb]
+
+@_jit
+def _index_c(x, t, l, H, cc, cell, beta, chp, ck, ceps, eps, t6):
+    "Shell index of lane l's shape-C winner: rebuild the codeword's column choices, then the position of the 3."
+    for k in range(6): t6[k] = t[k, 2 * H[chp >> 1, k] + (chp & 1), l]
+    msg, j = _name_c(x[:, l], t6, chp, ck, ceps, H, cc, cell, beta, eps)
+    return 98256 + 24 * msg + j
 
 # %% ../nbs/03a_fast_search.ipynb #4e88385a
 def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
@@ -208,7 +214,7 @@ def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
         i1, i2, sA = np.empty(_LANES, np.int64), np.empty(_LANES, np.int64), np.empty(_LANES)
         sB, bo, bpar = np.empty(_LANES), np.empty(_LANES, np.int64), np.empty(_LANES)
         sC, chp, ck, ceps = np.empty(_LANES), np.empty(_LANES, np.int64), np.empty(_LANES, np.int64), np.empty(_LANES, np.int64)
-        eps = np.empty(6, np.int64)                                                        # column signs of a C winner
+        eps, t6 = np.empty(6, np.int64), np.empty(6)                                       # column signs and values of a C winner
         for b in range(w, nb, nt):
             n0 = b * _LANES
             _load(z, n0, x, a, sg)
@@ -219,7 +225,7 @@ def _search_kernel(z, O, Q, P, cell, beta, H, cc, pair, cls, nt, out):
             for l in range(min(_LANES, N - n0)):
                 if sA[l] >= sB[l] and sA[l] >= sC[l]: out[n0 + l] = _index_a(sg, l, i1[l], i2[l], pair)
                 elif sB[l] >= sC[l]: out[n0 + l] = _index_b(a, sg, l, O, bo[l], int(bpar[l]))
-                else: out[n0 + l] = _index_c(x, t, l, H, cc, cell, beta, chp[l], ck[l], ceps[l], eps)
+                else: out[n0 + l] = _index_c(x, t, l, H, cc, cell, beta, chp[l], ck[l], ceps[l], eps, t6)
 
 _numba_search = _njit(parallel=True)(_search_kernel) if numba is not None else None
 
@@ -352,10 +358,10 @@ def _rival(st, score):
 
 @_jit
 def _offer_octad(st, win, a, y, O, o, S):
-    "Octad o with sum S of |z_i|: its best vector (signs of z; the smallest |z_i| flipped if they have odd parity) and its runner-up."
+    "Octad o with sum S of |z_i|: its best vector (signs of z; the smallest |z_i| flipped if they have odd parity) and its runner-up; a: |z| or z (only |a_p| is read)."
     m1, m2, f, odd = np.inf, np.inf, -1, 0
     for t in range(8):                                                  # the two smallest |z_i|, by min and max
-        p = O[o, t]; v = a[p]; odd ^= (y >> p) & 1
+        p = O[o, t]; v = abs(a[p]); odd ^= (y >> p) & 1
         m2 = min(m2, max(m1, v)); f = p if v < m1 else f; m1 = min(m1, v)
     _offer(st, win, 2.0 * (S - 2.0 * m1 * odd), 1, o, f if odd else -1)   # odd parity: flip the smallest
     _rival(st, 2.0 * (S - 2.0 * m2 - 2.0 * m1 * (1 - odd)))               # flip the second-smallest (and, if even, the smallest)
@@ -493,17 +499,21 @@ def _pruned_args(x: np.ndarray, out: np.ndarray) -> tuple:
     t = prune_tables()
     return (x, (t.syn_hi, t.unit, t.coset, t.octad_of, t.octads), t.pair, t.network, _workers(len(x)), out)
 
-def _search_pruned(z: Tensor) -> Tensor:
-    "CPU search by branch and bound: the pruned kernel, then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
+def _certified_search(kernel, make_args, z: Tensor) -> Tensor:
+    "A certified kernel (`make_args` builds its arguments), then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
     x = np.ascontiguousarray(z.detach().cpu().numpy(), dtype=np.float64)
     out = np.empty(len(x), np.int64)
-    args = _pruned_args(x, out)
+    args = make_args(x, out)
     with _KERNEL_LOCK:
-        if not _numba_pruned.signatures: _compile_notice(_numba_pruned, args)
-        _numba_pruned(*args)
+        if not kernel.signatures: _compile_notice(kernel, args)
+        kernel(*args)
     rest = np.flatnonzero(out < 0)
     if len(rest): out[rest] = _exhaustive(np.ascontiguousarray(x[rest]))
     return torch.from_numpy(out)
+
+def _search_pruned(z: Tensor) -> Tensor:
+    "CPU search by branch and bound: the pruned kernel, then the exhaustive one; z (N, 24) scaled to max |z_i| = 1."
+    return _certified_search(_numba_pruned, _pruned_args, z)
 
 # %% ../nbs/03a_fast_search.ipynb #f17e0002
 _FILTER_DELTA = 1e-4   # float32 allowance on a group's score (inputs scaled to max |z_i| = 1; the bound is below 3e-5)
@@ -638,13 +648,10 @@ def _lane_stats(X, Y, V1, V2, V3, I1, I2, AMIN):
 # %% ../nbs/03a_fast_search.ipynb #f17e0007
 @_jit
 def _octad_exact(st, win, row, y, O, o, rival):
-    "Octad o of the vector `row` in float64: its best vector and runner-up (as `_offer_octad`), and a rival for all other octads."
-    S, m1, m2, f, odd = 0.0, np.inf, np.inf, -1, 0
-    for t in range(8):
-        p = O[o, t]; v = abs(row[p]); S += v; odd ^= (y >> p) & 1
-        m2 = min(m2, max(m1, v)); f = p if v < m1 else f; m1 = min(m1, v)
-    _offer(st, win, 2.0 * (S - 2.0 * m1 * odd), 1, o, f if odd else -1)
-    _rival(st, 2.0 * (S - 2.0 * m2 - 2.0 * m1 * (1 - odd)))
+    "Octad o of the vector `row` in float64: its best vector and runner-up (`_offer_octad`), and a rival for all other octads."
+    S = 0.0
+    for t in range(8): S += abs(row[O[o, t]])
+    _offer_octad(st, win, row, y, O, o, S)
     _rival(st, rival)
 
 @_njit(inline='always')
@@ -688,27 +695,6 @@ def _pair_exact(row, hp, cls, cell, beta, st, win, t6, v6, rival):
     _offer(st, win, s1, 3, hp, arg)
     _rival(st, s2); _rival(st, rival)
 
-@_jit
-def _name_pair(row, t6, hp, k, e, H, cc, cell, beta, cls, eps):
-    "Codeword message (first 12 bits) and position of the 3 of pair hp's best vector with the 3 in column k, sign e."
-    p, h = hp & 1, hp >> 1
-    par, lmin, amin = 0, -1, np.inf
-    for kk in range(6):
-        v = t6[kk]
-        eps[kk] = e if kk == k else (1 if v < 0 else 0)
-        par ^= eps[kk]
-        if kk != k and abs(v) < amin: amin = abs(v); lmin = kk
-    if par != p: eps[lmin] ^= 1                                     # top-row parity: flip the cheapest other column
-    msg = 0
-    for kk in range(6):
-        for r in range(4):
-            if cell[kk, r] < 12 and cc[H[h, kk], p, eps[kk], r] == 1: msg |= 1 << cell[kk, r]
-    c, rb = cls[hp, k], 0
-    for r in range(1, 4):                                           # the 3 on the smallest (e = 0) or largest beta_r z_r
-        v, b = beta[c, r] * row[cell[k, r]], beta[c, rb] * row[cell[k, rb]]
-        if (e == 0 and v < b) or (e == 1 and v > b): rb = r
-    return msg, cell[k, rb]
-
 # %% ../nbs/03a_fast_search.ipynb #f17e0009
 def _filter_kernel(z, FT, S, nt, out):
     "Float32 filter, float64 finish: `nt` workers, each taking every nt-th block of _LANES vectors; -1 where the exhaustive kernel decides."
@@ -751,7 +737,7 @@ def _filter_kernel(z, FT, S, nt, out):
                     if top_b >= st[0] - _MARGIN: _octad_exact(st, win, row, y, O, o, 2.0 * b2[l] + _FILTER_DELTA)
                     else: _rival(st, top_b)
                 if win[0] == 3:                                               # a pair won: name its vector
-                    msg, j = _name_pair(row, t6, win[1], win[2] >> 1, win[2] & 1, H, cc, cell, beta, cls, eps)
+                    msg, j = _name_c(row, t6, win[1], win[2] >> 1, win[2] & 1, H, cc, cell, beta, eps)
                     win[0] = 2; win[1] = msg; win[2] = j
                 out[n0 + l] = _certified_index(st, win, y, O, pair)
 
@@ -765,15 +751,7 @@ def _filter_args(x: np.ndarray, out: np.ndarray) -> tuple:
 
 def _search_numba(z: Tensor) -> Tensor:
     "CPU search: the filter kernel, then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
-    x = np.ascontiguousarray(z.detach().cpu().numpy(), dtype=np.float64)
-    out = np.empty(len(x), np.int64)
-    args = _filter_args(x, out)
-    with _KERNEL_LOCK:
-        if not _numba_filter.signatures: _compile_notice(_numba_filter, args)
-        _numba_filter(*args)
-    rest = np.flatnonzero(out < 0)
-    if len(rest): out[rest] = _exhaustive(np.ascontiguousarray(x[rest]))
-    return torch.from_numpy(out)
+    return _certified_search(_numba_filter, _filter_args, z)
 
 # %% ../nbs/03a_fast_search.ipynb #cc4bbedd
 @lru_cache(None)
