@@ -23,7 +23,8 @@ if numba is not None and 'NUMBA_THREADING_LAYER' not in os.environ:   # numba's 
     os.environ['NUMBA_THREADING_LAYER'] = numba.config.THREADING_LAYER = 'workqueue'
 
 # %% auto #0
-__all__ = ['PruneTables', 'prune_tables', 'FilterTables', 'filter_tables', 'scale_rows', 'scale_rows_fused']
+__all__ = ['PruneTables', 'prune_tables', 'FilterTables', 'filter_tables', 'pair_messages', 'scale_rows', 'scale_rows_fused',
+           'Filter16Tables', 'filter16_tables', 'search_fused']
 
 # %% ../nbs/03a_fast_search.ipynb #d87e3305
 _CACHE = '__file__' in globals()        # an installed module can cache compiled code on disk; a notebook cell cannot
@@ -344,19 +345,19 @@ def _tick(count, k):
     "Count event k (0, 2: nodes; 1, 3: candidates) when profiling; with count=None numba compiles it away."
     if count is not None: count[k] += 1
 
-@_jit
+@_njit(inline='always')
 def _offer(st, win, score, kind, w0, w1):
     "A candidate vector: st = [best, runner-up] scores; win = [shape, two numbers naming the best vector]. No branches."
     s0 = st[0]; better = score > s0
     st[1] = max(st[1], min(s0, score)); st[0] = max(s0, score)
     win[0] = kind if better else win[0]; win[1] = w0 if better else win[1]; win[2] = w1 if better else win[2]
 
-@_jit
+@_njit(inline='always')
 def _rival(st, score):
     "A vector that cannot beat the one just offered: it only raises the runner-up."
     st[1] = max(st[1], score)
 
-@_jit
+@_njit(inline='always')
 def _offer_octad(st, win, a, y, O, o, S):
     "Octad o with sum S of |z_i|: its best vector (signs of z; the smallest |z_i| flipped if they have odd parity) and its runner-up; a: |z| or z (only |a_p| is read)."
     m1, m2, f, odd = np.inf, np.inf, -1, 0
@@ -456,7 +457,7 @@ def _octad_search(a, b, r, pre, top, y, T, st, win, count):
                         h = 0.5 * (st[0] - _MARGIN)
 
 # %% ../nbs/03a_fast_search.ipynb #b7a1000f
-@_jit
+@_njit(inline='always')
 def _certified_index(st, win, y, O, pair):
     "Shell index of the best vector, or -1 when the runner-up comes within _MARGIN of it (a tie or near-tie)."
     if st[1] >= st[0] - _MARGIN: return -1
@@ -525,6 +526,7 @@ class FilterTables(NamedTuple):
     slot: np.ndarray       # (S, 15) float32: slot numbers 0 .. 15 S - 1, as floats so that the lanes stay float32
     octad: np.ndarray      # (15 S,) int64: row of `octads()` of each slot (-1: skipped)
     rows: np.ndarray       # (128, 6) int64: row 8 k + class of column k in the column tables, for each (h, p) pair
+    messages: np.ndarray   # (128, 64) int64: first 12 bits of the codeword of pair hp whose column k is complemented iff bit k is 1
 
 @lru_cache(None)
 def filter_tables() -> FilterTables:
@@ -534,7 +536,17 @@ def filter_tables() -> FilterTables:
     slot = np.arange(octad.size, dtype=np.float32).reshape(octad.shape)
     rows = np.arange(6)[None, :] * 8 + hp_classes()
     return FilterTables(tets, np.where(octad < 0, -np.inf, 0).astype(np.float32), slot, octad.reshape(-1),
-                        np.ascontiguousarray(rows, np.int64))
+                        np.ascontiguousarray(rows, np.int64), pair_messages())
+
+def pair_messages() -> np.ndarray:
+    "(128, 64): message (first 12 bits) of the codeword of pair hp = 2 h + p with column k complemented iff bit k of the column is 1."
+    t = search_tables()
+    hp = np.arange(128)
+    bits = (np.arange(64)[:, None] >> np.arange(6)) & 1                             # (64, 6) complement bit of each column
+    letters = t.hexacode[hp >> 1]                                                  # (128, 6)
+    colbits = t.columns[letters[:, None, :], (hp & 1)[:, None, None], bits[None]]   # (128, 64, 6, 4): bit of cell (k, r)
+    weight = np.where(t.cell < 12, np.int64(1) << np.minimum(t.cell, 11), 0)       # message bits are positions 0..11
+    return (colbits * weight).sum((2, 3))
 
 # %% ../nbs/03a_fast_search.ipynb #f17e0005
 @_njit(inline='always')
@@ -646,7 +658,7 @@ def _lane_stats(X, Y, V1, V2, V3, I1, I2, AMIN):
             V1[l] = av if u1 else V1[l]; I1[l] = i if u1 else I1[l]
 
 # %% ../nbs/03a_fast_search.ipynb #f17e0007
-@_jit
+@_njit(inline='always')
 def _octad_exact(st, win, row, y, O, o, rival):
     "Octad o of the vector `row` in float64: its best vector and runner-up (`_offer_octad`), and a rival for all other octads."
     S = 0.0
@@ -661,45 +673,88 @@ def _sort4(v0, v1, v2, v3):
     lo, m1, m2, hi = min(a, c), max(a, c), min(b, d), max(b, d)
     return lo, min(m1, m2), max(m1, m2), hi
 
-@_jit
-def _pair_exact(row, hp, cls, cell, beta, st, win, t6, v6, rival):
-    "Pair hp of `row` in float64: offer its best shape-C vector (kind 3: pair, 2 k + sign), rival its best other one and all other pairs."
-    p = hp & 1
-    S, Q = 0.0, p
-    m1, m2, m3, k1, k2 = np.inf, np.inf, np.inf, -1, -1           # the three smallest |t|, the columns of two
-    for k in range(6):
-        c = cls[hp, k]
-        v0, v1, v2, v3 = beta[c, 0] * row[cell[k, 0]], beta[c, 1] * row[cell[k, 1]], beta[c, 2] * row[cell[k, 2]], beta[c, 3] * row[cell[k, 3]]
-        v6[k, 0], v6[k, 1], v6[k, 2], v6[k, 3] = _sort4(v0, v1, v2, v3)
-        t = (v0 + v1) + (v2 + v3); t6[k] = t
-        A = abs(t); S += A; Q ^= 1 if t < 0 else 0
-        c1, c2, c3 = A < m1, A < m2, A < m3
-        m3 = m2 if c2 else (A if c3 else m3)
-        m2 = m1 if c1 else (A if c2 else m2); k2 = k1 if c1 else (k if c2 else k2)
-        m1 = A if c1 else m1; k1 = k if c1 else k1
+@_njit(inline='always')
+def _column_exact(row, beta, cell, c, k):
+    "Column k of class c in float64: t = the sum of beta_r z_r, and the four values beta_r z_r in increasing order."
+    v0, v1, v2, v3 = beta[c, 0] * row[cell[k, 0]], beta[c, 1] * row[cell[k, 1]], beta[c, 2] * row[cell[k, 2]], beta[c, 3] * row[cell[k, 3]]
+    lo, lo2, hi2, hi = _sort4(v0, v1, v2, v3)
+    return (v0 + v1) + (v2 + v3), lo, lo2, hi2, hi
+
+@_njit(inline='always')
+def _three_smallest(a0, a1, a2, a3, a4, a5):
+    "The three smallest of six numbers, in increasing order (min and max only)."
+    m1, m2, m3 = min(a0, a1), max(a0, a1), np.inf
+    for a in (a2, a3, a4, a5):
+        m3 = min(m3, max(m2, a)); m2 = min(m2, max(m1, a)); m1 = min(m1, a)
+    return m1, m2, m3
+
+@_njit(inline='always')
+def _special_exact(t, lo, lo2, hi2, hi, S, Q, m1, m2, m3, s1, s2, arg, code):
+    "The 3 in this column, both signs: update the pair's best value s1 (choice `arg` = 2 k + sign) and the best other value s2."
+    A = abs(t)
+    o1 = m2 if A == m1 else m1                                  # the two smallest |t| of the other columns (ties: same values)
+    o2 = m3 if A <= m2 else m2
+    w = 1.0 if Q != (t < 0) else 0.0                            # 1: the others' natural signs have the wrong parity for w+
+    rest = S - A
+    for e in range(2):                                          # e = 0: w+ (the 3 on the smallest row), 1: w- (largest)
+        f1 = rest - 2.0 * o1 * w                                # the others: best and second-best sign choices
+        f2 = rest - 2.0 * o2 - 2.0 * o1 * (1.0 - w)
+        r1 = t - 4.0 * lo if e == 0 else 4.0 * hi - t           # the 3: best and second-best rows
+        r2 = t - 4.0 * lo2 if e == 0 else 4.0 * hi2 - t
+        v = r1 + f1
+        s2 = max(max(s2, min(s1, v)), max(r2 + f1, r1 + f2)); arg = code + e if v > s1 else arg; s1 = max(s1, v)
+        w = 1.0 - w
+    return s1, s2, arg
+
+@_njit(inline='always')
+def _pair_exact(row, hp, cls, cell, beta, st, win, t6, rival):
+    "Pair hp of `row` in float64: offer its best shape-C vector (kind 3: pair, 2 k + sign), rival its best other one and all other pairs; t6: its columns' t."
+    C = cls[hp]
+    t0, lo0, la0, ha0, hi0 = _column_exact(row, beta, cell, C[0], 0)
+    t1, lo1, la1, ha1, hi1 = _column_exact(row, beta, cell, C[1], 1)
+    t2, lo2, la2, ha2, hi2 = _column_exact(row, beta, cell, C[2], 2)
+    t3, lo3, la3, ha3, hi3 = _column_exact(row, beta, cell, C[3], 3)
+    t4, lo4, la4, ha4, hi4 = _column_exact(row, beta, cell, C[4], 4)
+    t5, lo5, la5, ha5, hi5 = _column_exact(row, beta, cell, C[5], 5)
+    t6[0], t6[1], t6[2], t6[3], t6[4], t6[5] = t0, t1, t2, t3, t4, t5
+    a0, a1, a2, a3, a4, a5 = abs(t0), abs(t1), abs(t2), abs(t3), abs(t4), abs(t5)
+    S = ((((a0 + a1) + a2) + a3) + a4) + a5
+    Q = (hp & 1) ^ (t0 < 0) ^ (t1 < 0) ^ (t2 < 0) ^ (t3 < 0) ^ (t4 < 0) ^ (t5 < 0)   # parity of p and the six natural signs
+    m1, m2, m3 = _three_smallest(a0, a1, a2, a3, a4, a5)
     s1, s2, arg = -np.inf, -np.inf, 0
-    for k in range(6):
-        t = t6[k]
-        o1 = m2 if k == k1 else m1                                  # the two smallest |t| of the other columns
-        o2 = m3 if (k == k1) | (k == k2) else m2
-        q = Q ^ (1 if t < 0 else 0)                                 # 1: the others' natural signs have the wrong parity for w+
-        rest = S - abs(t)
-        for e in range(2):                                          # e = 0: w+ (the 3 on the smallest row), 1: w- (largest)
-            wrong = q if e == 0 else 1 - q
-            f1 = rest - 2.0 * o1 * wrong                            # the others: best and second-best sign choices
-            f2 = rest - 2.0 * (o2 if wrong else o1 + o2)
-            r1 = t - 4.0 * v6[k, 0] if e == 0 else 4.0 * v6[k, 3] - t   # the 3: best and second-best rows
-            r2 = t - 4.0 * v6[k, 1] if e == 0 else 4.0 * v6[k, 2] - t
-            v = r1 + f1
-            s1, s2, arg = max(s1, v), max(max(s2, min(s1, v)), max(r2 + f1, r1 + f2)), (2 * k + e if v > s1 else arg)
+    s1, s2, arg = _special_exact(t0, lo0, la0, ha0, hi0, S, Q, m1, m2, m3, s1, s2, arg, 0)
+    s1, s2, arg = _special_exact(t1, lo1, la1, ha1, hi1, S, Q, m1, m2, m3, s1, s2, arg, 2)
+    s1, s2, arg = _special_exact(t2, lo2, la2, ha2, hi2, S, Q, m1, m2, m3, s1, s2, arg, 4)
+    s1, s2, arg = _special_exact(t3, lo3, la3, ha3, hi3, S, Q, m1, m2, m3, s1, s2, arg, 6)
+    s1, s2, arg = _special_exact(t4, lo4, la4, ha4, hi4, S, Q, m1, m2, m3, s1, s2, arg, 8)
+    s1, s2, arg = _special_exact(t5, lo5, la5, ha5, hi5, S, Q, m1, m2, m3, s1, s2, arg, 10)
     _offer(st, win, s1, 3, hp, arg)
-    _rival(st, s2); _rival(st, rival)
+    _rival(st, max(s2, rival))
+
+@_njit(inline='always')
+def _name_pair(row, t6, hp, k, e, messages, cell, beta, cls):
+    "`_name_c` by table lookup: codeword message and position of the 3 of pair hp's best vector with the 3 in column k, sign e."
+    bits, amin, lmin = 0, np.inf, 0
+    for kk in range(6):                                          # natural signs; the cheapest other column, for the parity fix
+        v = t6[kk]
+        bits |= np.int64(v < 0) << kk
+        a = np.inf if kk == k else abs(v)
+        lmin = kk if a < amin else lmin; amin = min(amin, a)
+    bits = (bits & ~(np.int64(1) << k)) | (np.int64(e) << k)
+    par = bits ^ (bits >> 4); par ^= par >> 2; par ^= par >> 1   # parity of the six bits, in bit 0
+    bits ^= ((par ^ hp) & 1) << lmin                             # the top row's parity must be p = hp & 1
+    c, s = cls[hp, k], 1.0 - 2.0 * e                             # the 3 goes to the row with the smallest s beta_r z_r (first on ties)
+    w0, w1, w2, w3 = s * beta[c, 0] * row[cell[k, 0]], s * beta[c, 1] * row[cell[k, 1]], s * beta[c, 2] * row[cell[k, 2]], s * beta[c, 3] * row[cell[k, 3]]
+    r01, v01 = (1, w1) if w1 < w0 else (0, w0)
+    r23, v23 = (3, w3) if w3 < w2 else (2, w2)
+    return messages[hp, bits], cell[k, r23 if v23 < v01 else r01]
+
 
 # %% ../nbs/03a_fast_search.ipynb #f17e0009
 def _filter_kernel(z, FT, S, nt, out):
     "Float32 filter, float64 finish: `nt` workers, each taking every nt-th block of _LANES vectors; -1 where the exhaustive kernel decides."
-    tet, skip, slot, octad, rows = FT
-    O, pair, cell, beta, beta32, cls, H, cc = S
+    tet, skip, slot, octad, rows, messages = FT
+    O, pair, cell, beta, beta32, cls = S
     N = z.shape[0]
     nb = (N + _LANES - 1) // _LANES
     for w in prange(nt):
@@ -710,7 +765,7 @@ def _filter_kernel(z, FT, S, nt, out):
         c1, c2, cg = np.empty(_LANES, np.float32), np.empty(_LANES, np.float32), np.empty(_LANES, np.float32)
         Y, I1, I2 = np.empty(_LANES, np.int64), np.empty(_LANES, np.int64), np.empty(_LANES, np.int64)
         V1, V2, V3, AMIN = np.empty(_LANES), np.empty(_LANES), np.empty(_LANES), np.empty(_LANES)
-        st, win, t6, v6, eps = np.empty(2), np.empty(3, np.int64), np.empty(6), np.empty((6, 4)), np.empty(6, np.int64)
+        st, win, t6 = np.empty(2), np.empty(3, np.int64), np.empty(6)
         for blk in range(w, nb, nt):
             n0 = blk * _LANES
             for l in range(_LANES):
@@ -730,14 +785,14 @@ def _filter_kernel(z, FT, S, nt, out):
                 o, hp = octad[int(bg[l])], int(cg[l])
                 if top_b >= top_c:
                     _octad_exact(st, win, row, y, O, o, 2.0 * b2[l] + _FILTER_DELTA)
-                    if top_c >= st[0] - _MARGIN: _pair_exact(row, hp, cls, cell, beta, st, win, t6, v6, c2[l] + _FILTER_DELTA)
+                    if top_c >= st[0] - _MARGIN: _pair_exact(row, hp, cls, cell, beta, st, win, t6, c2[l] + _FILTER_DELTA)
                     else: _rival(st, top_c)
                 else:
-                    _pair_exact(row, hp, cls, cell, beta, st, win, t6, v6, c2[l] + _FILTER_DELTA)
+                    _pair_exact(row, hp, cls, cell, beta, st, win, t6, c2[l] + _FILTER_DELTA)
                     if top_b >= st[0] - _MARGIN: _octad_exact(st, win, row, y, O, o, 2.0 * b2[l] + _FILTER_DELTA)
                     else: _rival(st, top_b)
                 if win[0] == 3:                                               # a pair won: name its vector
-                    msg, j = _name_c(row, t6, win[1], win[2] >> 1, win[2] & 1, H, cc, cell, beta, eps)
+                    msg, j = _name_pair(row, t6, win[1], win[2] >> 1, win[2] & 1, messages, cell, beta, cls)
                     win[0] = 2; win[1] = msg; win[2] = j
                 out[n0 + l] = _certified_index(st, win, y, O, pair)
 
@@ -746,11 +801,11 @@ _numba_filter = _njit(parallel=True)(_filter_kernel) if numba is not None else N
 def _filter_args(x: np.ndarray, out: np.ndarray) -> tuple:
     "Arguments of the filter kernel for a C-contiguous float64 array x (N, 24) scaled to max |z_i| = 1."
     t, p = search_tables(), prune_tables()
-    return (x, tuple(filter_tables()), (p.octads, p.pair, t.cell, t.beta, t.beta.astype(np.float32), hp_classes(), t.hexacode,
-                                        t.columns), _workers(len(x)), out)
+    return (x, tuple(filter_tables()), (p.octads, p.pair, t.cell, t.beta, t.beta.astype(np.float32), hp_classes()),
+            _workers(len(x)), out)
 
-def _search_numba(z: Tensor) -> Tensor:
-    "CPU search: the filter kernel, then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
+def _search_f32(z: Tensor) -> Tensor:
+    "CPU search: the float32 filter kernel, then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
     return _certified_search(_numba_filter, _filter_args, z)
 
 # %% ../nbs/03a_fast_search.ipynb #cc4bbedd
@@ -893,3 +948,242 @@ def scale_rows_fused(x: Tensor,               # (N, 24) float CPU tensor, any sc
     xn = np.ascontiguousarray(x.numpy())
     out = np.empty(xn.shape, np.float64)
     return torch.from_numpy(out), int(_scale_check(xn, out)) if len(xn) else -1
+
+# %% ../nbs/03a_fast_search.ipynb #a16e0002
+_LANES16 = 256        # input vectors per block of the int16 kernel: 32 lanes per AVX-512 instruction, 8 instructions per row
+_Q16 = 1024.0         # int16 lanes hold q = round(1024 x) for inputs scaled to max |x_i| = 1, so |q_i| <= 1024
+_ERR_B, _ERR_C = 4.0, 13.0   # most a group's int16 score can be off, in units of 1/1024: half the l1 norm of its vectors / 2
+
+class Filter16Tables(NamedTuple):
+    "The float32 filter's tables in the int16 kernel's types."
+    skip: np.ndarray       # (S, 15) int16: 0, or -16384 for an octad that an earlier sextet scores
+    slot: np.ndarray       # (S, 15) int16: slot numbers
+    neg: np.ndarray        # (8, 4) bool: beta < 0, the rows that class c negates
+
+@lru_cache(None)
+def filter16_tables() -> Filter16Tables:
+    "`filter_tables()` and the column classes' signs as the int16 kernel reads them."
+    F = filter_tables()
+    return Filter16Tables(np.where(np.isinf(F.skip), -16384, 0).astype(np.int16), F.slot.astype(np.int16),
+                          np.ascontiguousarray(search_tables().beta < 0))
+
+# %% ../nbs/03a_fast_search.ipynb #a16e0003
+_i16 = np.int16      # numba computes int16 + int16 in int64 (numpy's rule): every step is cast back, so the lanes stay int16
+
+@_njit(inline='always')
+def _keep16(v, k, s1, s2, g):
+    "`_keep` in int16."
+    return _i16(max(s1, v)), _i16(max(s2, _i16(min(s1, v)))), _i16(k if v > s1 else g)
+
+@_njit(inline='always')
+def _tetrad16(x0, x1, x2, x3):
+    "`_tetrad_even_odd` in int16."
+    pe, po, qe, qo = _i16(abs(_i16(x0 + x1))), _i16(abs(_i16(x0 - x1))), _i16(abs(_i16(x2 + x3))), _i16(abs(_i16(x2 - x3)))
+    return _i16(max(_i16(pe + qe), _i16(po + qo))), _i16(max(_i16(pe + qo), _i16(po + qe)))
+
+@_njit(inline='always')
+def _octad16(ea, oa, eb, ob, f):
+    "An octad's value from its two tetrads, plus the skip mark f."
+    return _i16(_i16(max(_i16(ea + eb), _i16(oa + ob))) + f)
+
+@_jit
+def _filter_b16(x, tet, skip, slot, s1a, s2a, ga):
+    "`_filter_b` on int16 lanes x (24, _LANES16)."
+    for l in range(_LANES16): s1a[l] = -30000; s2a[l] = -30000; ga[l] = 0
+    for s in range(tet.shape[0]):
+        T, F, G = tet[s], skip[s], slot[s]
+        p00, p01, p02, p03, p10, p11, p12, p13 = T[0, 0], T[0, 1], T[0, 2], T[0, 3], T[1, 0], T[1, 1], T[1, 2], T[1, 3]
+        p20, p21, p22, p23, p30, p31, p32, p33 = T[2, 0], T[2, 1], T[2, 2], T[2, 3], T[3, 0], T[3, 1], T[3, 2], T[3, 3]
+        p40, p41, p42, p43, p50, p51, p52, p53 = T[4, 0], T[4, 1], T[4, 2], T[4, 3], T[5, 0], T[5, 1], T[5, 2], T[5, 3]
+        f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14 = F[0], F[1], F[2], F[3], F[4], F[5], F[6], F[7], F[8], F[9], F[10], F[11], F[12], F[13], F[14]
+        g0, g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, g12, g13, g14 = G[0], G[1], G[2], G[3], G[4], G[5], G[6], G[7], G[8], G[9], G[10], G[11], G[12], G[13], G[14]
+        for l in range(_LANES16):
+            e0, o0 = _tetrad16(x[p00, l], x[p01, l], x[p02, l], x[p03, l])
+            e1, o1 = _tetrad16(x[p10, l], x[p11, l], x[p12, l], x[p13, l])
+            e2, o2 = _tetrad16(x[p20, l], x[p21, l], x[p22, l], x[p23, l])
+            e3, o3 = _tetrad16(x[p30, l], x[p31, l], x[p32, l], x[p33, l])
+            e4, o4 = _tetrad16(x[p40, l], x[p41, l], x[p42, l], x[p43, l])
+            e5, o5 = _tetrad16(x[p50, l], x[p51, l], x[p52, l], x[p53, l])
+            s1, s2, g = s1a[l], s2a[l], ga[l]                 # the 15 octads, in SEXTET_PAIRS order
+            s1, s2, g = _keep16(_octad16(e0, o0, e1, o1, f0), g0, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e0, o0, e2, o2, f1), g1, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e0, o0, e3, o3, f2), g2, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e0, o0, e4, o4, f3), g3, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e0, o0, e5, o5, f4), g4, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e1, o1, e2, o2, f5), g5, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e1, o1, e3, o3, f6), g6, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e1, o1, e4, o4, f7), g7, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e1, o1, e5, o5, f8), g8, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e2, o2, e3, o3, f9), g9, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e2, o2, e4, o4, f10), g10, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e2, o2, e5, o5, f11), g11, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e3, o3, e4, o4, f12), g12, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e3, o3, e5, o5, f13), g13, s1, s2, g)
+            s1, s2, g = _keep16(_octad16(e4, o4, e5, o5, f14), g14, s1, s2, g)
+            s1a[l], s2a[l], ga[l] = s1, s2, g
+
+@_jit
+def _columns16(x, cell, neg, TT, TU, TV):
+    "Column tables in int16: t itself (its sign bit is the mask), and (U, V), swapped where t < 0."
+    for k in range(6):
+        x0, x1, x2, x3 = x[cell[k, 0]], x[cell[k, 1]], x[cell[k, 2]], x[cell[k, 3]]
+        for c in range(8):
+            n0, n1, n2, n3 = neg[c, 0], neg[c, 1], neg[c, 2], neg[c, 3]
+            tt, tu, tv = TT[8 * k + c], TU[8 * k + c], TV[8 * k + c]
+            for l in range(_LANES16):
+                v0 = _i16(-x0[l]) if n0 else x0[l]
+                v1 = _i16(-x1[l]) if n1 else x1[l]
+                v2 = _i16(-x2[l]) if n2 else x2[l]
+                v3 = _i16(-x3[l]) if n3 else x3[l]
+                t = _i16(_i16(v0 + v1) + _i16(v2 + v3))
+                A = _i16(abs(t))
+                u = _i16(_i16(t - _i16(4 * _i16(min(_i16(min(v0, v1)), _i16(min(v2, v3)))))) - A)
+                v = _i16(_i16(_i16(4 * _i16(max(_i16(max(v0, v1)), _i16(max(v2, v3))))) - t) - A)
+                ng = t < 0
+                tt[l] = t
+                tu[l] = v if ng else u; tv[l] = u if ng else v
+
+@_njit(inline='always')
+def _special16(A, U, V, m1, d1q, d1n, d2q, d2n):
+    "A special column's term: max(U - D & Q, V - D & ~Q), D = 2 mu (mu = m2 in the column of the smallest |t|, else m1)."
+    small = A == m1
+    return _i16(max(_i16(U - (d2q if small else d1q)), _i16(V - (d2n if small else d1n))))
+
+@_jit
+def _filter_c16(rows, TT, TU, TV, s1a, s2a, ga):
+    "`_filter_c` in int16, with sign masks: per lane the best (h, p) pair's score, the runner-up pair's, the best pair."
+    for l in range(_LANES16): s1a[l] = -32000; s2a[l] = -32000; ga[l] = 0
+    for hp in range(128):
+        r0, r1, r2, r3, r4, r5 = rows[hp, 0], rows[hp, 1], rows[hp, 2], rows[hp, 3], rows[hp, 4], rows[hp, 5]
+        P = _i16(-1) if hp & 1 else _i16(0)
+        hq = _i16(hp)
+        for l in range(_LANES16):
+            t0, t1, t2, t3, t4, t5 = TT[r0, l], TT[r1, l], TT[r2, l], TT[r3, l], TT[r4, l], TT[r5, l]
+            a0, a1, a2, a3, a4, a5 = _i16(abs(t0)), _i16(abs(t1)), _i16(abs(t2)), _i16(abs(t3)), _i16(abs(t4)), _i16(abs(t5))
+            S = _i16(_i16(_i16(a0 + a1) + _i16(a2 + a3)) + _i16(a4 + a5))
+            Q = _i16(_i16(_i16(P ^ _i16(t0 ^ t1)) ^ _i16(_i16(t2 ^ t3) ^ _i16(t4 ^ t5))) >> 15)   # the XOR of the sign bits, as a mask
+            m1, m2 = _i16(min(a0, a1)), _i16(max(a0, a1))                   # the two smallest |t|
+            m2 = _i16(min(m2, _i16(max(m1, a2)))); m1 = _i16(min(m1, a2))
+            m2 = _i16(min(m2, _i16(max(m1, a3)))); m1 = _i16(min(m1, a3))
+            m2 = _i16(min(m2, _i16(max(m1, a4)))); m1 = _i16(min(m1, a4))
+            m2 = _i16(min(m2, _i16(max(m1, a5)))); m1 = _i16(min(m1, a5))
+            d1, d2 = _i16(m1 + m1), _i16(m2 + m2)
+            d1q, d2q = _i16(d1 & Q), _i16(d2 & Q)
+            d1n, d2n = _i16(d1 - d1q), _i16(d2 - d2q)
+            b = _i16(max(_i16(max(_special16(a0, TU[r0, l], TV[r0, l], m1, d1q, d1n, d2q, d2n), _special16(a1, TU[r1, l], TV[r1, l], m1, d1q, d1n, d2q, d2n))),
+                         _i16(max(_special16(a2, TU[r2, l], TV[r2, l], m1, d1q, d1n, d2q, d2n), _special16(a3, TU[r3, l], TV[r3, l], m1, d1q, d1n, d2q, d2n)))))
+            b = _i16(max(b, _i16(max(_special16(a4, TU[r4, l], TV[r4, l], m1, d1q, d1n, d2q, d2n), _special16(a5, TU[r5, l], TV[r5, l], m1, d1q, d1n, d2q, d2n)))))
+            s1a[l], s2a[l], ga[l] = _keep16(_i16(S + b), hq, s1a[l], s2a[l], ga[l])
+
+# %% ../nbs/03a_fast_search.ipynb #a16e0005
+@_jit
+def _load16(z, n0, Zt, M, D, X, Xq):
+    "Raw rows z[n0 : n0 + _LANES16] into lanes: the largest |z_i| M, a NaN test D (0, or NaN at a NaN or infinity), X = z / M in z's precision (float64 lanes) and Xq = round(1024 X) (int16 lanes)."
+    N = z.shape[0]
+    for l in range(_LANES16):
+        n = n0 + l if n0 + l < N else n0                       # rows past the end repeat z[n0]
+        for i in range(24): Zt[i, l] = z[n, i]
+    for l in range(_LANES16): M[l] = abs(Zt[0, l]); D[l] = Zt[0, l] - Zt[0, l]
+    for i in range(1, 24):
+        for l in range(_LANES16):
+            v = Zt[i, l]; M[l] = max(M[l], abs(v)); D[l] += v - v
+    for i in range(24):
+        for l in range(_LANES16):
+            x = Zt[i, l] / M[l]; X[i, l] = x                    # float32 input: a float32 division, as in scale_rows
+            Xq[i, l] = _i16(np.rint(x * _Q16))
+
+@_jit
+def _stats16(Xq, Y, V1, V2, V3, I1, I2, QMIN):
+    "`_lane_stats` on the int16 lanes: sign bits, the three largest |q_i| (positions of two), the smallest |q_i|."
+    for l in range(_LANES16): Y[l] = 0; V1[l] = -1; V2[l] = -1; V3[l] = -1; I1[l] = 0; I2[l] = 0; QMIN[l] = 32767
+    for i in range(24):
+        for l in range(_LANES16):
+            v = Xq[i, l]; av = _i16(abs(v))
+            Y[l] |= np.int32(v < 0) << i
+            QMIN[l] = _i16(min(QMIN[l], av))
+            u1, u2 = av > V1[l], av > V2[l]
+            V3[l] = _i16(max(V3[l], _i16(min(V2[l], av))))
+            V2[l] = V1[l] if u1 else (av if u2 else V2[l]); I2[l] = I1[l] if u1 else (_i16(i) if u2 else I2[l])
+            V1[l] = av if u1 else V1[l]; I1[l] = _i16(i) if u1 else I1[l]
+
+# %% ../nbs/03a_fast_search.ipynb #a16e0007
+def _int16_kernel(z, FT, F16, S, nt, out):
+    "Int16 filter and float64 finish on raw rows: `nt` workers, each taking every nt-th block of _LANES16 vectors; out = -1 where the float32 filter decides, -2 for an all-zero row, -3 for a row with NaN or Inf."
+    tet, skip, slot, octad, rows, messages = FT
+    skip16, slot16, neg = F16
+    O, pair, cell, beta, cls = S
+    N, L = z.shape[0], _LANES16
+    nb = (N + L - 1) // L
+    for w in prange(nt):
+        Zt, M, D = np.empty((24, L), z.dtype), np.empty(L, z.dtype), np.empty(L, z.dtype)     # per-worker scratch
+        X, Xq = np.empty((24, L)), np.empty((24, L), np.int16)
+        TT, TU, TV = np.empty((48, L), np.int16), np.empty((48, L), np.int16), np.empty((48, L), np.int16)
+        b1, b2, bg = np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16)
+        c1, c2, cg = np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16)
+        Y, I1, I2 = np.empty(L, np.int32), np.empty(L, np.int16), np.empty(L, np.int16)
+        V1, V2, V3, QMIN = np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16)
+        st, win, t6, row = np.empty(2), np.empty(3, np.int64), np.empty(6), np.empty(24)
+        for blk in range(w, nb, nt):
+            n0 = blk * L
+            _load16(z, n0, Zt, M, D, X, Xq)
+            _filter_b16(Xq, tet, skip16, slot16, b1, b2, bg)
+            _columns16(Xq, cell, neg, TT, TU, TV)
+            _filter_c16(rows, TT, TU, TV, c1, c2, cg)
+            _stats16(Xq, Y, V1, V2, V3, I1, I2, QMIN)
+            for l in range(min(L, N - n0)):
+                if D[l] != D[l]: out[n0 + l] = -3; continue
+                if M[l] == 0: out[n0 + l] = -2; continue
+                for i in range(24): row[i] = X[i, l]                       # the lane's scaled row, contiguous
+                y = np.int64(Y[l])
+                if QMIN[l] == 0:                                              # a coordinate below 1/2048: exact signs, zero test
+                    amin, y = np.inf, 0
+                    for i in range(24): amin = min(amin, abs(row[i])); y |= np.int64(row[i] < 0) << i
+                    if amin <= _MARGIN: out[n0 + l] = -1; continue           # a zero coordinate: its sign is a tie
+                st[0] = st[1] = -np.inf
+                i1, i2 = I1[l], I2[l]                                         # shape A: the pair of the two largest |q_i|, exactly,
+                _offer(st, win, 4.0 * (abs(row[i1]) + abs(row[i2])), 0, i1, i2)
+                _rival(st, 4.0 * (V1[l] + V3[l] + 1.0) / _Q16); _rival(st, 4.0 * (V1[l] - V2[l] + 1.0) / _Q16)   # all others bounded
+                top_b, top_c = 2.0 * (b1[l] + _ERR_B) / _Q16, (c1[l] + _ERR_C) / _Q16   # above every B / C score
+                o, hp = octad[bg[l]], np.int64(cg[l])
+                if top_b >= top_c:
+                    _octad_exact(st, win, row, y, O, o, 2.0 * (b2[l] + _ERR_B) / _Q16)
+                    if top_c >= st[0] - _MARGIN: _pair_exact(row, hp, cls, cell, beta, st, win, t6, (c2[l] + _ERR_C) / _Q16)
+                    else: _rival(st, top_c)
+                else:
+                    _pair_exact(row, hp, cls, cell, beta, st, win, t6, (c2[l] + _ERR_C) / _Q16)
+                    if top_b >= st[0] - _MARGIN: _octad_exact(st, win, row, y, O, o, 2.0 * (b2[l] + _ERR_B) / _Q16)
+                    else: _rival(st, top_b)
+                if win[0] == 3:                                               # a pair won: name its vector
+                    msg, j = _name_pair(row, t6, win[1], win[2] >> 1, win[2] & 1, messages, cell, beta, cls)
+                    win[0] = 2; win[1] = msg; win[2] = j
+                out[n0 + l] = _certified_index(st, win, y, O, pair)
+
+_numba_int16 = _njit(parallel=True)(_int16_kernel) if numba is not None else None
+
+def _int16_args(x: np.ndarray, out: np.ndarray) -> tuple:
+    "Arguments of the int16 kernel for a C-contiguous float32 or float64 array x (N, 24), any scale."
+    t, p = search_tables(), prune_tables()
+    return (x, tuple(filter_tables()), tuple(filter16_tables()), (p.octads, p.pair, t.cell, t.beta, hp_classes()),
+            _workers(len(x)), out)
+
+def search_fused(x: Tensor,                  # (N, 24) float CPU tensor, any scale
+                 ) -> tuple[Tensor, int]:    # (N,) shell indices; -1, or 2 n + (1 if NaN/Inf) for the first bad row n
+    "The CPU search on raw rows: scaling and `check_latents`' value checks inside the int16 kernel; the float32 filter, then the exhaustive kernel, on the vectors it hands over."
+    x = x.detach()
+    x = x if x.dtype in (torch.float32, torch.float64) else x.float()     # half precision: cast first, as scale_rows does
+    xn = np.ascontiguousarray(x.numpy())
+    out = np.empty(len(xn), np.int64)
+    if len(xn):
+        args = _int16_args(xn, out)
+        with _KERNEL_LOCK:
+            if _numba_int16.typeof_pyval(xn) not in [s[0] for s in _numba_int16.signatures]: _compile_notice(_numba_int16, args)
+            _numba_int16(*args)
+    bad = np.flatnonzero(out < -1)
+    if len(bad): return torch.from_numpy(out), 2 * int(bad[0]) + int(out[bad[0]] == -3)
+    rest = np.flatnonzero(out == -1)
+    if len(rest): out[rest] = _search_f32(scale_rows_fused(torch.from_numpy(xn[rest]))[0]).numpy()
+    return torch.from_numpy(out), -1
+
+def _search_numba(z: Tensor) -> Tensor:
+    "The CPU search (`search_fused`) on z (N, 24) already scaled to max |z_i| = 1 (the scaling divides by 1: the same numbers)."
+    return search_fused(z)[0]

@@ -14,7 +14,7 @@ from .codebook import straight_through, ESTIMATORS
 from functools import lru_cache
 from .codebook import _bruteforce, octad_tetrads, SearchTables, search_tables, hp_classes
 from .codebook import search_tables as _np_tables, hp_classes as _hp_classes   # older names
-from .fast_search import numba, _search_numba, _search_torch, _LANES, scale_rows, scale_rows_fused
+from .fast_search import numba, _search_numba, _search_torch, _LANES, scale_rows, search_fused
 from .interface import DropIn, LossBreakdown
 from ._ops import leech_search
 
@@ -130,14 +130,14 @@ def nearest_shell_index(z: Tensor,                # (..., 24) any float dtype, C
     fn = {'numba': _search_numba, 'torch': _search_torch, 'triton': _search_triton, 'bruteforce': brute,
           'reference': reference_search}[method]
     keep64 = x.dtype == torch.float64 and method not in ('torch', 'triton')
-    fused = method == 'numba'                     # one compiled pass checks and scales (chapter 03a): torch's would cost more
+    fused = method == 'numba'                     # the compiled kernel checks and scales as it loads (chapter 03a): torch's would cost more
     if not fused: check_latents(z, 24)
     out = torch.empty(len(x), dtype=torch.long, device=z.device)
     for i in range(0, len(x), chunk_size):                             # copies are per chunk: memory stays bounded
         if fused:
-            xi, bad = scale_rows_fused(x[i:i + chunk_size])
+            idx, bad = search_fused(x[i:i + chunk_size])
             if bad >= 0: raise latent_error('z', tuple(shape), i + bad // 2, bool(bad & 1))
-            out[i:i + chunk_size] = fn(xi); continue
+            out[i:i + chunk_size] = idx; continue
         xi = scale_rows(x[i:i + chunk_size])                            # scale first, then cast: 1e-300 and 1e300 keep their direction
         out[i:i + chunk_size] = fn(xi if keep64 else xi.float()).to(z.device)
     return out.reshape(shape)
