@@ -952,7 +952,7 @@ def scale_rows_fused(x: Tensor,               # (N, 24) float CPU tensor, any sc
 # %% ../nbs/03a_fast_search.ipynb #a16e0002
 _LANES16 = 256        # input vectors per block of the int16 kernel: 32 lanes per AVX-512 instruction, 8 instructions per row
 _Q16 = 1024.0         # int16 lanes hold q = round(1024 x) for inputs scaled to max |x_i| = 1, so |q_i| <= 1024
-_ERR_B, _ERR_C = 4.0, 13.0   # most a group's int16 score can be off, in units of 1/1024: half the l1 norm of its vectors / 2
+_ERR_B, _ERR_C = 4.0, 13.0   # most a group's int16 score can be off, in units of 1/1024: the l1 norm of its vectors / 2 (B: half vectors)
 
 class Filter16Tables(NamedTuple):
     "The float32 filter's tables in the int16 kernel's types."
