@@ -248,8 +248,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                             'leech_explorer.fast_search._int16_kernel': ( 'fast_search.html#_int16_kernel',
                                                                                           'leech_explorer/fast_search.py'),
                                             'leech_explorer.fast_search._keep': ('fast_search.html#_keep', 'leech_explorer/fast_search.py'),
-                                            'leech_explorer.fast_search._keep16': ( 'fast_search.html#_keep16',
-                                                                                    'leech_explorer/fast_search.py'),
                                             'leech_explorer.fast_search._lane': ('fast_search.html#_lane', 'leech_explorer/fast_search.py'),
                                             'leech_explorer.fast_search._lane_stats': ( 'fast_search.html#_lane_stats',
                                                                                         'leech_explorer/fast_search.py'),

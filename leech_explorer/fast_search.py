@@ -968,12 +968,7 @@ def filter16_tables() -> Filter16Tables:
                           np.ascontiguousarray(search_tables().beta < 0))
 
 # %% ../nbs/03a_fast_search.ipynb #a16e0003
-_i16 = np.int16      # numba computes int16 + int16 in int64 (numpy's rule): every step is cast back, so the lanes stay int16
-
-@_njit(inline='always')
-def _keep16(v, k, s1, s2, g):
-    "`_keep` in int16."
-    return _i16(max(s1, v)), _i16(max(s2, _i16(min(s1, v)))), _i16(k if v > s1 else g)
+_i16 = np.int16      # numba computes int16 + int16 in int64: every sum is cast back, so the lanes stay int16 (max, min and selects keep int16; `_keep` serves as is)
 
 @_njit(inline='always')
 def _tetrad16(x0, x1, x2, x3):
@@ -1005,21 +1000,21 @@ def _filter_b16(x, tet, skip, slot, s1a, s2a, ga):
             e4, o4 = _tetrad16(x[p40, l], x[p41, l], x[p42, l], x[p43, l])
             e5, o5 = _tetrad16(x[p50, l], x[p51, l], x[p52, l], x[p53, l])
             s1, s2, g = s1a[l], s2a[l], ga[l]                 # the 15 octads, in SEXTET_PAIRS order
-            s1, s2, g = _keep16(_octad16(e0, o0, e1, o1, f0), g0, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e0, o0, e2, o2, f1), g1, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e0, o0, e3, o3, f2), g2, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e0, o0, e4, o4, f3), g3, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e0, o0, e5, o5, f4), g4, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e1, o1, e2, o2, f5), g5, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e1, o1, e3, o3, f6), g6, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e1, o1, e4, o4, f7), g7, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e1, o1, e5, o5, f8), g8, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e2, o2, e3, o3, f9), g9, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e2, o2, e4, o4, f10), g10, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e2, o2, e5, o5, f11), g11, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e3, o3, e4, o4, f12), g12, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e3, o3, e5, o5, f13), g13, s1, s2, g)
-            s1, s2, g = _keep16(_octad16(e4, o4, e5, o5, f14), g14, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e0, o0, e1, o1, f0), g0, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e0, o0, e2, o2, f1), g1, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e0, o0, e3, o3, f2), g2, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e0, o0, e4, o4, f3), g3, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e0, o0, e5, o5, f4), g4, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e1, o1, e2, o2, f5), g5, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e1, o1, e3, o3, f6), g6, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e1, o1, e4, o4, f7), g7, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e1, o1, e5, o5, f8), g8, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e2, o2, e3, o3, f9), g9, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e2, o2, e4, o4, f10), g10, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e2, o2, e5, o5, f11), g11, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e3, o3, e4, o4, f12), g12, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e3, o3, e5, o5, f13), g13, s1, s2, g)
+            s1, s2, g = _keep(_octad16(e4, o4, e5, o5, f14), g14, s1, s2, g)
             s1a[l], s2a[l], ga[l] = s1, s2, g
 
 @_jit
@@ -1073,7 +1068,7 @@ def _filter_c16(rows, TT, TU, TV, s1a, s2a, ga):
             b = _i16(max(_i16(max(_special16(a0, TU[r0, l], TV[r0, l], m1, d1q, d1n, d2q, d2n), _special16(a1, TU[r1, l], TV[r1, l], m1, d1q, d1n, d2q, d2n))),
                          _i16(max(_special16(a2, TU[r2, l], TV[r2, l], m1, d1q, d1n, d2q, d2n), _special16(a3, TU[r3, l], TV[r3, l], m1, d1q, d1n, d2q, d2n)))))
             b = _i16(max(b, _i16(max(_special16(a4, TU[r4, l], TV[r4, l], m1, d1q, d1n, d2q, d2n), _special16(a5, TU[r5, l], TV[r5, l], m1, d1q, d1n, d2q, d2n)))))
-            s1a[l], s2a[l], ga[l] = _keep16(_i16(S + b), hq, s1a[l], s2a[l], ga[l])
+            s1a[l], s2a[l], ga[l] = _keep(_i16(S + b), hq, s1a[l], s2a[l], ga[l])
 
 # %% ../nbs/03a_fast_search.ipynb #a16e0005
 @_jit
