@@ -500,8 +500,8 @@ def _pruned_args(x: np.ndarray, out: np.ndarray) -> tuple:
     t = prune_tables()
     return (x, (t.syn_hi, t.unit, t.coset, t.octad_of, t.octads), t.pair, t.network, _workers(len(x)), out)
 
-def _certified_search(kernel, make_args, z: Tensor) -> Tensor:
-    "A certified kernel (`make_args` builds its arguments), then the exhaustive one on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
+def _certified_search(kernel, make_args, z: Tensor, then=None) -> Tensor:
+    "A certified kernel (`make_args` builds its arguments), then `then` (default: the exhaustive kernel) on the vectors it hands back; z (N, 24) scaled to max |z_i| = 1."
     x = np.ascontiguousarray(z.detach().cpu().numpy(), dtype=np.float64)
     out = np.empty(len(x), np.int64)
     args = make_args(x, out)
@@ -509,12 +509,16 @@ def _certified_search(kernel, make_args, z: Tensor) -> Tensor:
         if not kernel.signatures: _compile_notice(kernel, args)
         kernel(*args)
     rest = np.flatnonzero(out < 0)
-    if len(rest): out[rest] = _exhaustive(np.ascontiguousarray(x[rest]))
+    if len(rest): out[rest] = (then or _exhaustive)(np.ascontiguousarray(x[rest]))
     return torch.from_numpy(out)
 
 def _search_pruned(z: Tensor) -> Tensor:
     "CPU search by branch and bound: the pruned kernel, then the exhaustive one; z (N, 24) scaled to max |z_i| = 1."
     return _certified_search(_numba_pruned, _pruned_args, z)
+
+def _pruned(x: np.ndarray) -> np.ndarray:
+    "`_search_pruned` on a C-contiguous float64 array: cheaper than a whole block of the exhaustive kernel for a few vectors."
+    return _search_pruned(torch.from_numpy(x)).numpy()
 
 # %% ../nbs/03a_fast_search.ipynb #f17e0002
 _FILTER_DELTA = 1e-4   # float32 allowance on a group's score (inputs scaled to max |z_i| = 1; the bound is below 3e-5)
@@ -681,12 +685,31 @@ def _column_exact(row, beta, cell, c, k):
     return (v0 + v1) + (v2 + v3), lo, lo2, hi2, hi
 
 @_njit(inline='always')
+def _insert3(m1, m2, m3, a):
+    "The three smallest of (m1 <= m2 <= m3) and a, in increasing order."
+    return min(m1, a), min(m2, max(m1, a)), min(m3, max(m2, a))
+
+@_njit(inline='always')
 def _three_smallest(a0, a1, a2, a3, a4, a5):
-    "The three smallest of six numbers, in increasing order (min and max only)."
-    m1, m2, m3 = min(a0, a1), max(a0, a1), np.inf
-    for a in (a2, a3, a4, a5):
-        m3 = min(m3, max(m2, a)); m2 = min(m2, max(m1, a)); m1 = min(m1, a)
-    return m1, m2, m3
+    "The three smallest of six numbers, in increasing order (min and max only; no loop, so that section 6 runs it on SIMD lanes)."
+    m1, m2, m3 = _insert3(min(a0, a1), max(a0, a1), np.inf, a2)
+    m1, m2, m3 = _insert3(m1, m2, m3, a3)
+    m1, m2, m3 = _insert3(m1, m2, m3, a4)
+    return _insert3(m1, m2, m3, a5)
+
+@_njit(inline='always')
+def _bit(t):
+    "1 if t < 0, else 0, as an integer."
+    return np.int64(1) if t < 0 else np.int64(0)
+
+@_njit(inline='always')
+def _special_sign(r1, r2, rest, o1, o2, w, s1, s2, arg, choice):
+    "One sign of the 3: its best and second-best rows r1, r2, the other columns' best and second-best sign choices."
+    f1 = rest - 2.0 * o1 * w
+    f2 = rest - 2.0 * o2 - 2.0 * o1 * (1.0 - w)
+    v = r1 + f1
+    s2 = max(max(s2, min(s1, v)), max(r2 + f1, r1 + f2)); arg = choice if v > s1 else arg
+    return max(s1, v), s2, arg
 
 @_njit(inline='always')
 def _special_exact(t, lo, lo2, hi2, hi, S, Q, m1, m2, m3, s1, s2, arg, code):
@@ -694,40 +717,35 @@ def _special_exact(t, lo, lo2, hi2, hi, S, Q, m1, m2, m3, s1, s2, arg, code):
     A = abs(t)
     o1 = m2 if A == m1 else m1                                  # the two smallest |t| of the other columns (ties: same values)
     o2 = m3 if A <= m2 else m2
-    w = 1.0 if Q != (t < 0) else 0.0                            # 1: the others' natural signs have the wrong parity for w+
-    rest = S - A
-    for e in range(2):                                          # e = 0: w+ (the 3 on the smallest row), 1: w- (largest)
-        f1 = rest - 2.0 * o1 * w                                # the others: best and second-best sign choices
-        f2 = rest - 2.0 * o2 - 2.0 * o1 * (1.0 - w)
-        r1 = t - 4.0 * lo if e == 0 else 4.0 * hi - t           # the 3: best and second-best rows
-        r2 = t - 4.0 * lo2 if e == 0 else 4.0 * hi2 - t
-        v = r1 + f1
-        s2 = max(max(s2, min(s1, v)), max(r2 + f1, r1 + f2)); arg = code + e if v > s1 else arg; s1 = max(s1, v)
-        w = 1.0 - w
-    return s1, s2, arg
+    w = 1.0 if Q != _bit(t) else 0.0                            # 1: the others' natural signs have the wrong parity for w+
+    rest = S - A                                                # w+: the 3 on the smallest row; w-: on the largest
+    s1, s2, arg = _special_sign(t - 4.0 * lo, t - 4.0 * lo2, rest, o1, o2, w, s1, s2, arg, code)
+    return _special_sign(4.0 * hi - t, 4.0 * hi2 - t, rest, o1, o2, 1.0 - w, s1, s2, arg, code + 1)
+
+@_njit(inline='always')
+def _pair_value(p, k0, k1, k2, k3, k4, k5):
+    "A pair's best value, its best other value and the choice 2 k + sign, from its six columns k_i = `_column_exact`'s (t, lo, lo2, hi2, hi)."
+    t0, t1, t2, t3, t4, t5 = k0[0], k1[0], k2[0], k3[0], k4[0], k5[0]
+    a0, a1, a2, a3, a4, a5 = abs(t0), abs(t1), abs(t2), abs(t3), abs(t4), abs(t5)
+    S = ((((a0 + a1) + a2) + a3) + a4) + a5
+    Q = p ^ _bit(t0) ^ _bit(t1) ^ _bit(t2) ^ _bit(t3) ^ _bit(t4) ^ _bit(t5)      # parity of p and the six natural signs
+    m1, m2, m3 = _three_smallest(a0, a1, a2, a3, a4, a5)
+    s1, s2, arg = -np.inf, -np.inf, np.int64(0)
+    s1, s2, arg = _special_exact(t0, k0[1], k0[2], k0[3], k0[4], S, Q, m1, m2, m3, s1, s2, arg, 0)
+    s1, s2, arg = _special_exact(t1, k1[1], k1[2], k1[3], k1[4], S, Q, m1, m2, m3, s1, s2, arg, 2)
+    s1, s2, arg = _special_exact(t2, k2[1], k2[2], k2[3], k2[4], S, Q, m1, m2, m3, s1, s2, arg, 4)
+    s1, s2, arg = _special_exact(t3, k3[1], k3[2], k3[3], k3[4], S, Q, m1, m2, m3, s1, s2, arg, 6)
+    s1, s2, arg = _special_exact(t4, k4[1], k4[2], k4[3], k4[4], S, Q, m1, m2, m3, s1, s2, arg, 8)
+    return _special_exact(t5, k5[1], k5[2], k5[3], k5[4], S, Q, m1, m2, m3, s1, s2, arg, 10)
 
 @_njit(inline='always')
 def _pair_exact(row, hp, cls, cell, beta, st, win, t6, rival):
     "Pair hp of `row` in float64: offer its best shape-C vector (kind 3: pair, 2 k + sign), rival its best other one and all other pairs; t6: its columns' t."
     C = cls[hp]
-    t0, lo0, la0, ha0, hi0 = _column_exact(row, beta, cell, C[0], 0)
-    t1, lo1, la1, ha1, hi1 = _column_exact(row, beta, cell, C[1], 1)
-    t2, lo2, la2, ha2, hi2 = _column_exact(row, beta, cell, C[2], 2)
-    t3, lo3, la3, ha3, hi3 = _column_exact(row, beta, cell, C[3], 3)
-    t4, lo4, la4, ha4, hi4 = _column_exact(row, beta, cell, C[4], 4)
-    t5, lo5, la5, ha5, hi5 = _column_exact(row, beta, cell, C[5], 5)
-    t6[0], t6[1], t6[2], t6[3], t6[4], t6[5] = t0, t1, t2, t3, t4, t5
-    a0, a1, a2, a3, a4, a5 = abs(t0), abs(t1), abs(t2), abs(t3), abs(t4), abs(t5)
-    S = ((((a0 + a1) + a2) + a3) + a4) + a5
-    Q = (hp & 1) ^ (t0 < 0) ^ (t1 < 0) ^ (t2 < 0) ^ (t3 < 0) ^ (t4 < 0) ^ (t5 < 0)   # parity of p and the six natural signs
-    m1, m2, m3 = _three_smallest(a0, a1, a2, a3, a4, a5)
-    s1, s2, arg = -np.inf, -np.inf, 0
-    s1, s2, arg = _special_exact(t0, lo0, la0, ha0, hi0, S, Q, m1, m2, m3, s1, s2, arg, 0)
-    s1, s2, arg = _special_exact(t1, lo1, la1, ha1, hi1, S, Q, m1, m2, m3, s1, s2, arg, 2)
-    s1, s2, arg = _special_exact(t2, lo2, la2, ha2, hi2, S, Q, m1, m2, m3, s1, s2, arg, 4)
-    s1, s2, arg = _special_exact(t3, lo3, la3, ha3, hi3, S, Q, m1, m2, m3, s1, s2, arg, 6)
-    s1, s2, arg = _special_exact(t4, lo4, la4, ha4, hi4, S, Q, m1, m2, m3, s1, s2, arg, 8)
-    s1, s2, arg = _special_exact(t5, lo5, la5, ha5, hi5, S, Q, m1, m2, m3, s1, s2, arg, 10)
+    k0, k1, k2 = _column_exact(row, beta, cell, C[0], 0), _column_exact(row, beta, cell, C[1], 1), _column_exact(row, beta, cell, C[2], 2)
+    k3, k4, k5 = _column_exact(row, beta, cell, C[3], 3), _column_exact(row, beta, cell, C[4], 4), _column_exact(row, beta, cell, C[5], 5)
+    t6[0], t6[1], t6[2], t6[3], t6[4], t6[5] = k0[0], k1[0], k2[0], k3[0], k4[0], k5[0]
+    s1, s2, arg = _pair_value(hp & 1, k0, k1, k2, k3, k4, k5)
     _offer(st, win, s1, 3, hp, arg)
     _rival(st, max(s2, rival))
 
@@ -959,13 +977,15 @@ class Filter16Tables(NamedTuple):
     skip: np.ndarray       # (S, 15) int16: 0, or -16384 for an octad that an earlier sextet scores
     slot: np.ndarray       # (S, 15) int16: slot numbers
     neg: np.ndarray        # (8, 4) bool: beta < 0, the rows that class c negates
+    sign: np.ndarray       # (128,) int64: bit 4 k + r set where pair hp's class in column k negates row r; bit 24: p = hp & 1
 
 @lru_cache(None)
 def filter16_tables() -> Filter16Tables:
     "`filter_tables()` and the column classes' signs as the int16 kernel reads them."
-    F = filter_tables()
+    F, neg = filter_tables(), search_tables().beta < 0
+    sign = (neg[hp_classes()].reshape(128, 24) << np.arange(24)).sum(1) | (np.arange(128) & 1) << 24
     return Filter16Tables(np.where(np.isinf(F.skip), -16384, 0).astype(np.int16), F.slot.astype(np.int16),
-                          np.ascontiguousarray(search_tables().beta < 0))
+                          np.ascontiguousarray(neg), sign.astype(np.int64))
 
 # %% ../nbs/03a_fast_search.ipynb #a16e0003
 _i16 = np.int16      # numba computes int16 + int16 in int64: every sum is cast back, so the lanes stay int16 (max, min and selects keep int16; `_keep` serves as is)
@@ -1101,11 +1121,39 @@ def _stats16(Xq, Y, V1, V2, V3, I1, I2, QMIN):
             V2[l] = V1[l] if u1 else (av if u2 else V2[l]); I2[l] = I1[l] if u1 else (_i16(i) if u2 else I2[l])
             V1[l] = av if u1 else V1[l]; I1[l] = _i16(i) if u1 else I1[l]
 
+# %% ../nbs/03a_fast_search.ipynb #a16e0013
+@_njit(inline='always')
+def _column_lane(X, c0, c1, c2, c3, m, k, l):
+    "`_column_exact` on lane l of X (24, L), rows c0 .. c3 of column k: the class negates row r where bit 4 k + r of m is set."
+    x0, x1, x2, x3 = X[c0, l], X[c1, l], X[c2, l], X[c3, l]
+    v0 = -x0 if m >> (4 * k) & 1 else x0
+    v1 = -x1 if m >> (4 * k + 1) & 1 else x1
+    v2 = -x2 if m >> (4 * k + 2) & 1 else x2
+    v3 = -x3 if m >> (4 * k + 3) & 1 else x3
+    lo, lo2, hi2, hi = _sort4(v0, v1, v2, v3)
+    return (v0 + v1) + (v2 + v3), lo, lo2, hi2, hi
+
+@_jit
+def _pairs16(X, sg, cell, R):
+    "`_pair_exact` on every lane: lane l's pair has sign mask sg[l]. R (9 _LANES16,) rows: best value, best other value, choice, the six columns' t."
+    L = _LANES16
+    c00, c01, c02, c03, c10, c11, c12, c13 = cell[0, 0], cell[0, 1], cell[0, 2], cell[0, 3], cell[1, 0], cell[1, 1], cell[1, 2], cell[1, 3]
+    c20, c21, c22, c23, c30, c31, c32, c33 = cell[2, 0], cell[2, 1], cell[2, 2], cell[2, 3], cell[3, 0], cell[3, 1], cell[3, 2], cell[3, 3]
+    c40, c41, c42, c43, c50, c51, c52, c53 = cell[4, 0], cell[4, 1], cell[4, 2], cell[4, 3], cell[5, 0], cell[5, 1], cell[5, 2], cell[5, 3]
+    for l in range(L):
+        m = sg[l]
+        k0, k1, k2 = _column_lane(X, c00, c01, c02, c03, m, 0, l), _column_lane(X, c10, c11, c12, c13, m, 1, l), _column_lane(X, c20, c21, c22, c23, m, 2, l)
+        k3, k4, k5 = _column_lane(X, c30, c31, c32, c33, m, 3, l), _column_lane(X, c40, c41, c42, c43, m, 4, l), _column_lane(X, c50, c51, c52, c53, m, 5, l)
+        s1, s2, arg = _pair_value(m >> 24 & 1, k0, k1, k2, k3, k4, k5)
+        R[l], R[L + l], R[2 * L + l] = s1, s2, np.float64(arg)     # one flat output: offsets the compiler can tell apart
+        R[3 * L + l], R[4 * L + l], R[5 * L + l], R[6 * L + l], R[7 * L + l], R[8 * L + l] = k0[0], k1[0], k2[0], k3[0], k4[0], k5[0]
+
+
 # %% ../nbs/03a_fast_search.ipynb #a16e0007
 def _int16_kernel(z, FT, F16, S, nt, out):
     "Int16 filter and float64 finish on raw rows: `nt` workers, each taking every nt-th block of _LANES16 vectors; out = -1 where the float32 filter decides, -2 for an all-zero row, -3 for a row with NaN or Inf."
     tet, skip, slot, octad, rows, messages = FT
-    skip16, slot16, neg = F16
+    skip16, slot16, neg, sign = F16
     O, pair, cell, beta, cls = S
     N, L = z.shape[0], _LANES16
     nb = (N + L - 1) // L
@@ -1118,6 +1166,7 @@ def _int16_kernel(z, FT, F16, S, nt, out):
         Y, I1, I2 = np.empty(L, np.int32), np.empty(L, np.int16), np.empty(L, np.int16)
         V1, V2, V3, QMIN = np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16)
         st, win, t6, row = np.empty(2), np.empty(3, np.int64), np.empty(6), np.empty(24)
+        sg, R = np.empty(L, np.int64), np.empty(9 * L)
         for blk in range(w, nb, nt):
             n0 = blk * L
             _load16(z, n0, Zt, M, D, X, Xq)
@@ -1125,6 +1174,8 @@ def _int16_kernel(z, FT, F16, S, nt, out):
             _columns16(Xq, cell, neg, TT, TU, TV)
             _filter_c16(rows, TT, TU, TV, c1, c2, cg)
             _stats16(Xq, Y, V1, V2, V3, I1, I2, QMIN)
+            for l in range(L): sg[l] = sign[cg[l]]
+            _pairs16(X, sg, cell, R)                                      # each lane's best pair, exactly
             for l in range(min(L, N - n0)):
                 if D[l] != D[l]: out[n0 + l] = -3; continue
                 if M[l] == 0: out[n0 + l] = -2; continue
@@ -1142,13 +1193,14 @@ def _int16_kernel(z, FT, F16, S, nt, out):
                 o, hp = octad[bg[l]], np.int64(cg[l])
                 if top_b >= top_c:
                     _octad_exact(st, win, row, y, O, o, 2.0 * (b2[l] + _ERR_B) / _Q16)
-                    if top_c >= st[0] - _MARGIN: _pair_exact(row, hp, cls, cell, beta, st, win, t6, (c2[l] + _ERR_C) / _Q16)
+                    if top_c >= st[0] - _MARGIN: _offer(st, win, R[l], 3, hp, np.int64(R[2 * L + l])); _rival(st, max(R[L + l], (c2[l] + _ERR_C) / _Q16))
                     else: _rival(st, top_c)
                 else:
-                    _pair_exact(row, hp, cls, cell, beta, st, win, t6, (c2[l] + _ERR_C) / _Q16)
+                    _offer(st, win, R[l], 3, hp, np.int64(R[2 * L + l])); _rival(st, max(R[L + l], (c2[l] + _ERR_C) / _Q16))
                     if top_b >= st[0] - _MARGIN: _octad_exact(st, win, row, y, O, o, 2.0 * (b2[l] + _ERR_B) / _Q16)
                     else: _rival(st, top_b)
                 if win[0] == 3:                                               # a pair won: name its vector
+                    for k in range(6): t6[k] = R[(3 + k) * L + l]
                     msg, j = _name_pair(row, t6, win[1], win[2] >> 1, win[2] & 1, messages, cell, beta, cls)
                     win[0] = 2; win[1] = msg; win[2] = j
                 out[n0 + l] = _certified_index(st, win, y, O, pair)
@@ -1163,7 +1215,7 @@ def _int16_args(x: np.ndarray, out: np.ndarray) -> tuple:
 
 def search_fused(x: Tensor,                  # (N, 24) float CPU tensor, any scale
                  ) -> tuple[Tensor, int]:    # (N,) shell indices; -1, or 2 n + (1 if NaN/Inf) for the first bad row n
-    "The CPU search on raw rows: scaling and `check_latents`' value checks inside the int16 kernel; the float32 filter, then the exhaustive kernel, on the vectors it hands over."
+    "The CPU search on raw rows: scaling and `check_latents`' value checks inside the int16 kernel; the float32 filter, then the pruned kernel, on the vectors it hands over."
     x = x.detach()
     x = x if x.dtype in (torch.float32, torch.float64) else x.float()     # half precision: cast first, as scale_rows does
     xn = np.ascontiguousarray(x.numpy())
@@ -1176,7 +1228,7 @@ def search_fused(x: Tensor,                  # (N, 24) float CPU tensor, any sca
     bad = np.flatnonzero(out < -1)
     if len(bad): return torch.from_numpy(out), 2 * int(bad[0]) + int(out[bad[0]] == -3)
     rest = np.flatnonzero(out == -1)
-    if len(rest): out[rest] = _search_f32(scale_rows_fused(torch.from_numpy(xn[rest]))[0]).numpy()
+    if len(rest): out[rest] = _certified_search(_numba_filter, _filter_args, scale_rows_fused(torch.from_numpy(xn[rest]))[0], _pruned).numpy()
     return torch.from_numpy(out), -1
 
 def _search_numba(z: Tensor) -> Tensor:

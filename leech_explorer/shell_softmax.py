@@ -268,16 +268,25 @@ def shell_mode(theta: Tensor) -> Tensor:
     "Index (...) of the most probable shell vector under theta (..., 24, 9): max-product over the same structure."
     return _chunked(check_theta(theta), _backtrack)
 
-def sample_shell(theta: Tensor,              # (..., 24, 9) log-weights
-                 temperature: float = 1.0,   # > 0; samples from p ∝ exp(score / temperature)
-                 generator: torch.Generator | None = None,  # on theta's device, for reproducible samples
-                 ) -> Tensor:                # (...) long shell indices
-    "Exact samples from p(x) ∝ exp(Σ_i theta[i, x_i + 4] / temperature) on the 196,560 shell vectors."
-    theta = check_theta(theta)
+def _check_draw_args(theta: Tensor, temperature, generator) -> None:
+    "ValueError for a temperature that is not a positive number, or a generator on another device than theta."
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < float('inf'):
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     if generator is not None and torch.device(generator.device).type != theta.device.type:
         raise ValueError(f"generator is on {generator.device}, theta on {theta.device}: they must match")
+
+def sample_shell(theta: Tensor,              # (..., 24, 9) log-weights
+                 temperature: float = 1.0,   # > 0; samples from p ∝ exp(score / temperature)
+                 generator: torch.Generator | None = None,  # on theta's device, for reproducible samples
+                 backend: str = 'readable',  # 'readable' (this backtracking), 'fast' (the fused kernel) or 'auto' (fast where one runs)
+                 ) -> Tensor:                # (...) long shell indices
+    "Exact samples from p(x) ∝ exp(Σ_i theta[i, x_i + 4] / temperature) on the 196,560 shell vectors."
+    theta = check_theta(theta)
+    _check_draw_args(theta, temperature, generator)
+    if backend not in BACKENDS: raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != 'readable':                # the same distribution, drawn from other random numbers
+        from leech_explorer.shell_softmax_fast import fused_sample_shell, fast_backend
+        if backend == 'fast' or fast_backend(theta.device): return fused_sample_shell(theta, temperature, generator)
     return _chunked(theta, lambda th: _backtrack(th / temperature, generator, noise=True))
 
 # %% ../nbs/07b_shell_softmax.ipynb #01048c27
