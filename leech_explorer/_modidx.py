@@ -334,6 +334,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'leech_explorer/fast_search.py'),
                                             'leech_explorer.fast_search._workers': ( 'fast_search.html#_workers',
                                                                                      'leech_explorer/fast_search.py'),
+                                            'leech_explorer.fast_search.cover_rows': ( 'fast_search.html#cover_rows',
+                                                                                       'leech_explorer/fast_search.py'),
                                             'leech_explorer.fast_search.filter16_tables': ( 'fast_search.html#filter16_tables',
                                                                                             'leech_explorer/fast_search.py'),
                                             'leech_explorer.fast_search.filter_tables': ( 'fast_search.html#filter_tables',

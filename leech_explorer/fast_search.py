@@ -24,7 +24,7 @@ if numba is not None and 'NUMBA_THREADING_LAYER' not in os.environ:   # numba's 
 
 # %% auto #0
 __all__ = ['PruneTables', 'prune_tables', 'FilterTables', 'filter_tables', 'pair_messages', 'scale_rows', 'scale_rows_fused',
-           'Filter16Tables', 'filter16_tables', 'search_fused']
+           'Filter16Tables', 'cover_rows', 'filter16_tables', 'search_fused']
 
 # %% ../nbs/03a_fast_search.ipynb #d87e3305
 _CACHE = '__file__' in globals()        # an installed module can cache compiled code on disk; a notebook cell cannot
@@ -971,21 +971,36 @@ def scale_rows_fused(x: Tensor,               # (N, 24) float CPU tensor, any sc
 _LANES16 = 256        # input vectors per block of the int16 kernel: 32 lanes per AVX-512 instruction, 8 instructions per row
 _Q16 = 1024.0         # int16 lanes hold q = round(1024 x) for inputs scaled to max |x_i| = 1, so |q_i| <= 1024
 _ERR_B, _ERR_C = 4.0, 13.0   # most a group's int16 score can be off, in units of 1/1024: the l1 norm of its vectors / 2 (B: half vectors)
+_COVER16 = (0, 27, 56, 70, 84, 132, 165, 197, 282, 291, 309, 366, 375, 419, 422, 432, 452, 468, 471, 481, 508, 535, 574, 594, 635, 654, 664, 674, 701, 798, 820, 847, 878, 930, 947, 957, 971, 977, 1139, 1173, 1195, 1206, 1245, 1259, 1261, 1287, 1299, 1332, 1358, 1394, 1431, 1465, 1468, 1474, 1485, 1508, 1529, 1535, 1549, 1574, 1600, 1625, 1659, 1679, 1697, 1703, 1706, 1723)
+# rows of `sextets()` whose pairs of tetrads make every octad: 68 against `sextet_cover()`'s 74 (found by `cover_search` below)
 
 class Filter16Tables(NamedTuple):
     "The float32 filter's tables in the int16 kernel's types."
-    skip: np.ndarray       # (S, 15) int16: 0, or -16384 for an octad that an earlier sextet scores
+    skip: np.ndarray       # (S, 15) int16: 0, or -16384 for an octad that an earlier sextet of _COVER16 scores
     slot: np.ndarray       # (S, 15) int16: slot numbers
     neg: np.ndarray        # (8, 4) bool: beta < 0, the rows that class c negates
     sign: np.ndarray       # (128,) int64: bit 4 k + r set where pair hp's class in column k negates row r; bit 24: p = hp & 1
+    tetrads: np.ndarray    # (S, 6, 4) int64: positions of the six tetrads of each sextet of _COVER16
+    octad: np.ndarray      # (15 S,) int64: row of `octads()` of each slot (-1: skipped)
+
+def cover_rows(chosen) -> np.ndarray:
+    "(S, 15): the octad of each pair of tetrads (`SEXTET_PAIRS` order) of the sextets `chosen`, -1 where an earlier one has it; ValueError if an octad is missing."
+    sx, octad_of = sextets(), {int(m): i for i, m in enumerate((np.int64(1) << octads()).sum(1))}
+    seen, out = set(), []
+    for s in chosen:
+        row = [octad_of[int(sx[s, a] | sx[s, b])] for a, b in SEXTET_PAIRS]
+        out.append([-1 if o in seen else o for o in row]); seen.update(row)
+    if len(seen) != 759: raise ValueError(f"these {len(chosen)} sextets make {len(seen)} of the 759 octads")
+    return np.array(out, np.int64)
 
 @lru_cache(None)
 def filter16_tables() -> Filter16Tables:
-    "`filter_tables()` and the column classes' signs as the int16 kernel reads them."
-    F, neg = filter_tables(), search_tables().beta < 0
+    "The B pass's cover `_COVER16`, and the column classes' signs, as the int16 kernel reads them."
+    neg, new = search_tables().beta < 0, cover_rows(_COVER16)
     sign = (neg[hp_classes()].reshape(128, 24) << np.arange(24)).sum(1) | (np.arange(128) & 1) << 24
-    return Filter16Tables(np.where(np.isinf(F.skip), -16384, 0).astype(np.int16), F.slot.astype(np.int16),
-                          np.ascontiguousarray(neg), sign.astype(np.int64))
+    tets = np.array([[[p for p in range(24) if m >> p & 1] for m in s] for s in sextets()[list(_COVER16)]], np.int64)
+    return Filter16Tables(np.where(new < 0, -16384, 0).astype(np.int16), np.arange(new.size, dtype=np.int16).reshape(new.shape),
+                          np.ascontiguousarray(neg), sign.astype(np.int64), tets, new.reshape(-1))
 
 # %% ../nbs/03a_fast_search.ipynb #a16e0003
 _i16 = np.int16      # numba computes int16 + int16 in int64: every sum is cast back, so the lanes stay int16 (max, min and selects keep int16; `_keep` serves as is)
@@ -1153,7 +1168,7 @@ def _pairs16(X, sg, cell, R):
 def _int16_kernel(z, FT, F16, S, nt, out):
     "Int16 filter and float64 finish on raw rows: `nt` workers, each taking every nt-th block of _LANES16 vectors; out = -1 where the float32 filter decides, -2 for an all-zero row, -3 for a row with NaN or Inf."
     tet, skip, slot, octad, rows, messages = FT
-    skip16, slot16, neg, sign = F16
+    skip16, slot16, neg, sign, tet16, octad16 = F16
     O, pair, cell, beta, cls = S
     N, L = z.shape[0], _LANES16
     nb = (N + L - 1) // L
@@ -1170,7 +1185,7 @@ def _int16_kernel(z, FT, F16, S, nt, out):
         for blk in range(w, nb, nt):
             n0 = blk * L
             _load16(z, n0, Zt, M, D, X, Xq)
-            _filter_b16(Xq, tet, skip16, slot16, b1, b2, bg)
+            _filter_b16(Xq, tet16, skip16, slot16, b1, b2, bg)
             _columns16(Xq, cell, neg, TT, TU, TV)
             _filter_c16(rows, TT, TU, TV, c1, c2, cg)
             _stats16(Xq, Y, V1, V2, V3, I1, I2, QMIN)
@@ -1190,7 +1205,7 @@ def _int16_kernel(z, FT, F16, S, nt, out):
                 _offer(st, win, 4.0 * (abs(row[i1]) + abs(row[i2])), 0, i1, i2)
                 _rival(st, 4.0 * (V1[l] + V3[l] + 1.0) / _Q16); _rival(st, 4.0 * (V1[l] - V2[l] + 1.0) / _Q16)   # all others bounded
                 top_b, top_c = 2.0 * (b1[l] + _ERR_B) / _Q16, (c1[l] + _ERR_C) / _Q16   # above every B / C score
-                o, hp = octad[bg[l]], np.int64(cg[l])
+                o, hp = octad16[bg[l]], np.int64(cg[l])
                 if top_b >= top_c:
                     _octad_exact(st, win, row, y, O, o, 2.0 * (b2[l] + _ERR_B) / _Q16)
                     if top_c >= st[0] - _MARGIN: _offer(st, win, R[l], 3, hp, np.int64(R[2 * L + l])); _rival(st, max(R[L + l], (c2[l] + _ERR_C) / _Q16))
