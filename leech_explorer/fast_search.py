@@ -972,10 +972,10 @@ _LANES16 = 256        # input vectors per block of the int16 kernel: 32 lanes pe
 _Q16 = 1024.0         # int16 lanes hold q = round(1024 x) for inputs scaled to max |x_i| = 1, so |q_i| <= 1024
 _ERR_B, _ERR_C = 4.0, 13.0   # most a group's int16 score can be off, in units of 1/1024: the l1 norm of its vectors / 2 (B: half vectors)
 _COVER16 = (0, 27, 56, 70, 84, 132, 165, 197, 282, 291, 309, 366, 375, 419, 422, 432, 452, 468, 471, 481, 508, 535, 574, 594, 635, 654, 664, 674, 701, 798, 820, 847, 878, 930, 947, 957, 971, 977, 1139, 1173, 1195, 1206, 1245, 1259, 1261, 1287, 1299, 1332, 1358, 1394, 1431, 1465, 1468, 1474, 1485, 1508, 1529, 1535, 1549, 1574, 1600, 1625, 1659, 1679, 1697, 1703, 1706, 1723)
-# rows of `sextets()` whose pairs of tetrads make every octad: 68 against `sextet_cover()`'s 74 (found by `cover_search` below)
+# rows of `sextets()` whose pairs of tetrads make every octad: 68 against `sextet_cover()`'s 74 (found by chapter 03a's `cover_search`)
 
 class Filter16Tables(NamedTuple):
-    "The float32 filter's tables in the int16 kernel's types."
+    "The int16 kernel's tables: its own cover of the octads (`_COVER16`), in int16, and the sign masks of the columns and of the pairs."
     skip: np.ndarray       # (S, 15) int16: 0, or -16384 for an octad that an earlier sextet of _COVER16 scores
     slot: np.ndarray       # (S, 15) int16: slot numbers
     neg: np.ndarray        # (8, 4) bool: beta < 0, the rows that class c negates
