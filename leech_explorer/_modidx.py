@@ -834,6 +834,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                 'leech_explorer/shell_softmax_fast.py'),
                                                    'leech_explorer.shell_softmax_fast._cell_back': ( 'shell_softmax_fast.html#_cell_back',
                                                                                                      'leech_explorer/shell_softmax_fast.py'),
+                                                   'leech_explorer.shell_softmax_fast._column_pair': ( 'shell_softmax_fast.html#_column_pair',
+                                                                                                       'leech_explorer/shell_softmax_fast.py'),
                                                    'leech_explorer.shell_softmax_fast._column_tables': ( 'shell_softmax_fast.html#_column_tables',
                                                                                                          'leech_explorer/shell_softmax_fast.py'),
                                                    'leech_explorer.shell_softmax_fast._column_tables_back': ( 'shell_softmax_fast.html#_column_tables_back',

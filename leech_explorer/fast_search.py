@@ -1167,7 +1167,7 @@ def _pairs16(X, sg, cell, R):
 # %% ../nbs/03a_fast_search.ipynb #a16e0007
 def _int16_kernel(z, FT, F16, S, nt, out):
     "Int16 filter and float64 finish on raw rows: `nt` workers, each taking every nt-th block of _LANES16 vectors; out = -1 where the float32 filter decides, -2 for an all-zero row, -3 for a row with NaN or Inf."
-    tet, skip, slot, octad, rows, messages = FT
+    rows, messages = FT[4], FT[5]                            # section 3's pairs; the B pass's octads come from F16's own cover
     skip16, slot16, neg, sign, tet16, octad16 = F16
     O, pair, cell, beta, cls = S
     N, L = z.shape[0], _LANES16

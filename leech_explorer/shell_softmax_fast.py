@@ -241,16 +241,21 @@ def _store_tree_back(gtab, src, tree, gT):
                 q, which = src[tree, a, c, 0], src[tree, a, c, 1]
                 if which >= 0: gtab[k, q, which] += gT[4 * k + a, c]
 
+@_inline
+def _column_pair(tab, k1, k2):
+    "The octad of whole columns k1, k2: the weight of zeros in the other four columns, and of its two columns' signs (both even or both odd)."
+    rest = 1.0
+    for k in range(6):
+        if k != k1 and k != k2: rest *= tab[k, 0, 2]
+    return rest, tab[k1, 15, 2] * tab[k2, 15, 2] + tab[k1, 15, 3] * tab[k2, 15, 3]
+
 @_jit
 def _two_columns(tab, gtab, want) -> float:
     "Shape B, hexacodeword 0: the 15 octads that are two whole MOG columns."
     z = 0.0
     for k1 in range(6):
         for k2 in range(k1 + 1, 6):
-            rest = 1.0                                                     # the other four columns hold zeros
-            for k in range(6):
-                if k != k1 and k != k2: rest *= tab[k, 0, 2]
-            ev = tab[k1, 15, 2] * tab[k2, 15, 2] + tab[k1, 15, 3] * tab[k2, 15, 3]
+            rest, ev = _column_pair(tab, k1, k2)
             z += rest * ev
             if not want: continue
             gtab[k1, 15, 2] += rest * tab[k2, 15, 2]; gtab[k2, 15, 2] += rest * tab[k1, 15, 2]
@@ -796,10 +801,8 @@ def _sample_two_columns(tab, w, u, q, which):
     n = 0
     for k1 in range(6):
         for k2 in range(k1 + 1, 6):
-            rest = 1.0                                                         # the other four columns hold zeros
-            for k in range(6):
-                if k != k1 and k != k2: rest *= tab[k, 0, 2]
-            w[n] = rest * (tab[k1, 15, 2] * tab[k2, 15, 2] + tab[k1, 15, 3] * tab[k2, 15, 3]); n += 1
+            rest, ev = _column_pair(tab, k1, k2)
+            w[n] = rest * ev; n += 1
     pair, k1 = _pick(w, 15, u[_FIRST]), 0
     while pair >= 5 - k1: pair -= 5 - k1; k1 += 1
     k2 = k1 + 1 + pair
