@@ -1113,28 +1113,35 @@ def _load16(z, n0, Zt, M, D, X, Xq):
     for l in range(_LANES16):
         n = n0 + l if n0 + l < N else n0                       # rows past the end repeat z[n0]
         for i in range(24): Zt[i, l] = z[n, i]
-    for l in range(_LANES16): M[l] = abs(Zt[0, l]); D[l] = Zt[0, l] - Zt[0, l]
-    for i in range(1, 24):
-        for l in range(_LANES16):
-            v = Zt[i, l]; M[l] = max(M[l], abs(v)); D[l] += v - v
+    for l in range(_LANES16):                                  # the lane loop outermost: its 24 steps unroll, the lanes vectorize
+        m, d = abs(Zt[0, l]), Zt[0, l] - Zt[0, l]
+        for i in range(1, 24):
+            v = Zt[i, l]; m = max(m, abs(v)); d += v - v
+        M[l] = m; D[l] = d
     for i in range(24):
         for l in range(_LANES16):
             x = Zt[i, l] / M[l]; X[i, l] = x                    # float32 input: a float32 division, as in scale_rows
             Xq[i, l] = _i16(np.rint(x * _Q16))
 
+_STATS16 = 6         # rows of `_stats16`'s output: V1, V2, V3 (the three largest |q_i|), I1, I2 (positions of two), QMIN (the smallest)
+
 @_jit
-def _stats16(Xq, Y, V1, V2, V3, I1, I2, QMIN):
-    "`_lane_stats` on the int16 lanes: sign bits, the three largest |q_i| (positions of two), the smallest |q_i|."
-    for l in range(_LANES16): Y[l] = 0; V1[l] = -1; V2[l] = -1; V3[l] = -1; I1[l] = 0; I2[l] = 0; QMIN[l] = 32767
+def _stats16(Xq, Y, S):
+    "`_lane_stats` on the int16 lanes: sign bits Y; in S (_STATS16 _LANES16,) rows the three largest |q_i|, the positions of the two largest, the smallest |q_i|."
+    L = _LANES16
+    for l in range(L): Y[l] = 0
     for i in range(24):
-        for l in range(_LANES16):
-            v = Xq[i, l]; av = _i16(abs(v))
-            Y[l] |= np.int32(v < 0) << i
-            QMIN[l] = _i16(min(QMIN[l], av))
-            u1, u2 = av > V1[l], av > V2[l]
-            V3[l] = _i16(max(V3[l], _i16(min(V2[l], av))))
-            V2[l] = V1[l] if u1 else (av if u2 else V2[l]); I2[l] = I1[l] if u1 else (_i16(i) if u2 else I2[l])
-            V1[l] = av if u1 else V1[l]; I1[l] = _i16(i) if u1 else I1[l]
+        for l in range(L): Y[l] |= np.int32(Xq[i, l] < 0) << np.int32(i)
+    for l in range(L):
+        S[l] = -1; S[L + l] = -1; S[2 * L + l] = -1; S[3 * L + l] = 0; S[4 * L + l] = 0; S[5 * L + l] = 32767
+    for i in range(24):
+        ii = _i16(i)
+        for l in range(L):                                     # one flat output, as in `_pairs16`: six arrays kept this loop scalar
+            av = _i16(abs(Xq[i, l]))
+            v1, v2, v3, i1, i2, qm = S[l], S[L + l], S[2 * L + l], S[3 * L + l], S[4 * L + l], S[5 * L + l]
+            u1, u2 = av > v1, av > v2
+            S[l] = av if u1 else v1; S[L + l] = v1 if u1 else (av if u2 else v2); S[2 * L + l] = _i16(max(v3, _i16(min(v2, av))))
+            S[3 * L + l] = ii if u1 else i1; S[4 * L + l] = i1 if u1 else (ii if u2 else i2); S[5 * L + l] = _i16(min(qm, av))
 
 # %% ../nbs/03a_fast_search.ipynb #a16e0013
 @_njit(inline='always')
@@ -1178,8 +1185,8 @@ def _int16_kernel(z, FT, F16, S, nt, out):
         TT, TU, TV = np.empty((48, L), np.int16), np.empty((48, L), np.int16), np.empty((48, L), np.int16)
         b1, b2, bg = np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16)
         c1, c2, cg = np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16)
-        Y, I1, I2 = np.empty(L, np.int32), np.empty(L, np.int16), np.empty(L, np.int16)
-        V1, V2, V3, QMIN = np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16)
+        Y, S6 = np.empty(L, np.int32), np.empty(_STATS16 * L, np.int16)
+        V1, V2, V3, I1, I2, QMIN = S6[:L], S6[L:2 * L], S6[2 * L:3 * L], S6[3 * L:4 * L], S6[4 * L:5 * L], S6[5 * L:]   # views of its rows
         st, win, t6, row = np.empty(2), np.empty(3, np.int64), np.empty(6), np.empty(24)
         sg, R = np.empty(L, np.int64), np.empty(9 * L)
         for blk in range(w, nb, nt):
@@ -1188,7 +1195,7 @@ def _int16_kernel(z, FT, F16, S, nt, out):
             _filter_b16(Xq, tet16, skip16, slot16, b1, b2, bg)
             _columns16(Xq, cell, neg, TT, TU, TV)
             _filter_c16(rows, TT, TU, TV, c1, c2, cg)
-            _stats16(Xq, Y, V1, V2, V3, I1, I2, QMIN)
+            _stats16(Xq, Y, S6)
             for l in range(L): sg[l] = sign[cg[l]]
             _pairs16(X, sg, cell, R)                                      # each lane's best pair, exactly
             for l in range(min(L, N - n0)):
