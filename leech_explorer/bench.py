@@ -132,7 +132,7 @@ def peak_tensor_bytes(fn, *args, **kwargs) -> tuple:
 
 # %% ../nbs/03c_bench.ipynb #8c6abc99
 def environment() -> dict:
-    "Where and when a benchmark ran: UTC time, CPU model and logical cores, GPU, library versions, git commit."
+    "Where and when a benchmark ran: UTC time, CPU model, its SIMD extensions and logical cores, GPU, library versions, git commit."
     import datetime, os, platform
     cpu = platform.processor() or platform.machine()
     try:
@@ -142,6 +142,10 @@ def environment() -> dict:
                logical_cpus=os.cpu_count(), python=platform.python_version(), torch=torch.__version__,
                numba=getattr(numba, '__version__', None),
                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
+    try:                                                      # the SIMD extensions: they set the compiled search's lane width
+        with open('/proc/cpuinfo') as f: flags = next(l.split(':', 1)[1].split() for l in f if l.startswith('flags'))
+        env['simd'] = [x for x in ('avx2', 'avx512f', 'avx512bw') if x in flags]
+    except (OSError, StopIteration): pass
     try: env['cpus_usable'] = len(os.sched_getaffinity(0))
     except AttributeError: pass
     try: env['load_average'] = [round(x, 2) for x in os.getloadavg()]     # 1, 5, 15 minutes: how busy the machine was
