@@ -134,18 +134,17 @@ def peak_tensor_bytes(fn, *args, **kwargs) -> tuple:
 def environment() -> dict:
     "Where and when a benchmark ran: UTC time, CPU model, its SIMD extensions and logical cores, GPU, library versions, git commit."
     import datetime, os, platform
-    cpu = platform.processor() or platform.machine()
     try:
-        with open('/proc/cpuinfo') as f: cpu = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
-    except (OSError, StopIteration): pass
+        with open('/proc/cpuinfo') as f: info = [l.split(':', 1) for l in f if ':' in l]     # Linux: the first processor's lines serve
+    except OSError: info = []
+    field = lambda key: next((v.strip() for k, v in info if k.strip() == key), None)
+    cpu = field('model name') or platform.processor() or platform.machine()
     env = dict(utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), cpu=cpu,
                logical_cpus=os.cpu_count(), python=platform.python_version(), torch=torch.__version__,
                numba=getattr(numba, '__version__', None),
                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
-    try:                                                      # the SIMD extensions: they set the compiled search's lane width
-        with open('/proc/cpuinfo') as f: flags = next(l.split(':', 1)[1].split() for l in f if l.startswith('flags'))
-        env['simd'] = [x for x in ('avx2', 'avx512f', 'avx512bw') if x in flags]
-    except (OSError, StopIteration): pass
+    flags = field('flags')                                    # the SIMD extensions: they set the compiled search's lane width
+    if flags is not None: env['simd'] = [x for x in ('avx2', 'avx512f', 'avx512bw') if x in flags.split()]
     try: env['cpus_usable'] = len(os.sched_getaffinity(0))
     except AttributeError: pass
     try: env['load_average'] = [round(x, 2) for x in os.getloadavg()]     # 1, 5, 15 minutes: how busy the machine was
