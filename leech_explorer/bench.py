@@ -144,7 +144,9 @@ def environment() -> dict:
                numba=getattr(numba, '__version__', None),
                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
     flags = field('flags')                                    # the SIMD extensions: they set the compiled search's lane width
-    if flags is not None: env['simd'] = [x for x in ('avx2', 'avx512f', 'avx512bw') if x in flags.split()]
+    if flags is not None:
+        have = set(flags.split())
+        env['simd'] = [x for x in ('avx2', 'avx512f', 'avx512bw') if x in have]
     try: env['cpus_usable'] = len(os.sched_getaffinity(0))
     except AttributeError: pass
     try: env['load_average'] = [round(x, 2) for x in os.getloadavg()]     # 1, 5, 15 minutes: how busy the machine was
