@@ -275,6 +275,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'leech_explorer/fast_search.py'),
                                             'leech_explorer.fast_search._offer_octad': ( 'fast_search.html#_offer_octad',
                                                                                          'leech_explorer/fast_search.py'),
+                                            'leech_explorer.fast_search._pair16': ( 'fast_search.html#_pair16',
+                                                                                    'leech_explorer/fast_search.py'),
                                             'leech_explorer.fast_search._pair_exact': ( 'fast_search.html#_pair_exact',
                                                                                         'leech_explorer/fast_search.py'),
                                             'leech_explorer.fast_search._pair_value': ( 'fast_search.html#_pair_value',

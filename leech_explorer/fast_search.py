@@ -1017,9 +1017,10 @@ def _octad16(ea, oa, eb, ob, f):
     return _i16(_i16(max(_i16(ea + eb), _i16(oa + ob))) + f)
 
 @_jit
-def _filter_b16(x, tet, skip, slot, s1a, s2a, ga):
-    "`_filter_b` on int16 lanes x (24, _LANES16)."
-    for l in range(_LANES16): s1a[l] = -30000; s2a[l] = -30000; ga[l] = 0
+def _filter_b16(x, tet, skip, slot, B3):
+    "`_filter_b` on int16 lanes x (24, _LANES16); B3 (3 _LANES16,) rows: best octad value, the runner-up's, the best slot."
+    L = _LANES16
+    for l in range(L): B3[l] = -30000; B3[L + l] = -30000; B3[2 * L + l] = 0
     for s in range(tet.shape[0]):
         T, F, G = tet[s], skip[s], slot[s]
         p00, p01, p02, p03, p10, p11, p12, p13 = T[0, 0], T[0, 1], T[0, 2], T[0, 3], T[1, 0], T[1, 1], T[1, 2], T[1, 3]
@@ -1027,14 +1028,14 @@ def _filter_b16(x, tet, skip, slot, s1a, s2a, ga):
         p40, p41, p42, p43, p50, p51, p52, p53 = T[4, 0], T[4, 1], T[4, 2], T[4, 3], T[5, 0], T[5, 1], T[5, 2], T[5, 3]
         f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11, f12, f13, f14 = F[0], F[1], F[2], F[3], F[4], F[5], F[6], F[7], F[8], F[9], F[10], F[11], F[12], F[13], F[14]
         g0, g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, g12, g13, g14 = G[0], G[1], G[2], G[3], G[4], G[5], G[6], G[7], G[8], G[9], G[10], G[11], G[12], G[13], G[14]
-        for l in range(_LANES16):
+        for l in range(L):
             e0, o0 = _tetrad16(x[p00, l], x[p01, l], x[p02, l], x[p03, l])
             e1, o1 = _tetrad16(x[p10, l], x[p11, l], x[p12, l], x[p13, l])
             e2, o2 = _tetrad16(x[p20, l], x[p21, l], x[p22, l], x[p23, l])
             e3, o3 = _tetrad16(x[p30, l], x[p31, l], x[p32, l], x[p33, l])
             e4, o4 = _tetrad16(x[p40, l], x[p41, l], x[p42, l], x[p43, l])
             e5, o5 = _tetrad16(x[p50, l], x[p51, l], x[p52, l], x[p53, l])
-            s1, s2, g = s1a[l], s2a[l], ga[l]                 # the 15 octads, in SEXTET_PAIRS order
+            s1, s2, g = B3[l], B3[L + l], B3[2 * L + l]       # one output array: one overlap check per row of x
             s1, s2, g = _keep(_octad16(e0, o0, e1, o1, f0), g0, s1, s2, g)
             s1, s2, g = _keep(_octad16(e0, o0, e2, o2, f1), g1, s1, s2, g)
             s1, s2, g = _keep(_octad16(e0, o0, e3, o3, f2), g2, s1, s2, g)
@@ -1050,17 +1051,18 @@ def _filter_b16(x, tet, skip, slot, s1a, s2a, ga):
             s1, s2, g = _keep(_octad16(e3, o3, e4, o4, f12), g12, s1, s2, g)
             s1, s2, g = _keep(_octad16(e3, o3, e5, o5, f13), g13, s1, s2, g)
             s1, s2, g = _keep(_octad16(e4, o4, e5, o5, f14), g14, s1, s2, g)
-            s1a[l], s2a[l], ga[l] = s1, s2, g
+            B3[l], B3[L + l], B3[2 * L + l] = s1, s2, g
 
 @_jit
-def _columns16(x, cell, neg, TT, TU, TV):
-    "Column tables in int16: t itself (its sign bit is the mask), and (U, V), swapped where t < 0."
+def _columns16(x, cell, neg, T3):
+    "Column tables in int16, row 8 k + c of T3 (48, 3 _LANES16): t itself (its sign bit is the mask), then U and V, swapped where t < 0."
+    L = _LANES16
     for k in range(6):
         x0, x1, x2, x3 = x[cell[k, 0]], x[cell[k, 1]], x[cell[k, 2]], x[cell[k, 3]]
         for c in range(8):
             n0, n1, n2, n3 = neg[c, 0], neg[c, 1], neg[c, 2], neg[c, 3]
-            tt, tu, tv = TT[8 * k + c], TU[8 * k + c], TV[8 * k + c]
-            for l in range(_LANES16):
+            T = T3[8 * k + c]
+            for l in range(L):
                 v0 = _i16(-x0[l]) if n0 else x0[l]
                 v1 = _i16(-x1[l]) if n1 else x1[l]
                 v2 = _i16(-x2[l]) if n2 else x2[l]
@@ -1070,8 +1072,8 @@ def _columns16(x, cell, neg, TT, TU, TV):
                 u = _i16(_i16(t - _i16(4 * _i16(min(_i16(min(v0, v1)), _i16(min(v2, v3)))))) - A)
                 v = _i16(_i16(_i16(4 * _i16(max(_i16(max(v0, v1)), _i16(max(v2, v3))))) - t) - A)
                 ng = t < 0
-                tt[l] = t
-                tu[l] = v if ng else u; tv[l] = u if ng else v
+                T[l] = t
+                T[L + l] = v if ng else u; T[2 * L + l] = u if ng else v
 
 @_njit(inline='always')
 def _special16(A, U, V, m1, d1q, d1n, d2q, d2n):
@@ -1079,31 +1081,40 @@ def _special16(A, U, V, m1, d1q, d1n, d2q, d2n):
     small = A == m1
     return _i16(max(_i16(U - (d2q if small else d1q)), _i16(V - (d2n if small else d1n))))
 
+@_njit(inline='always')
+def _pair16(P, t, U, V):
+    "One (h, p) pair's score in int16 from its six columns' t, U and V (tuples); P: the mask of p."
+    t0, t1, t2, t3, t4, t5 = t
+    a0, a1, a2, a3, a4, a5 = _i16(abs(t0)), _i16(abs(t1)), _i16(abs(t2)), _i16(abs(t3)), _i16(abs(t4)), _i16(abs(t5))
+    S = _i16(_i16(_i16(a0 + a1) + _i16(a2 + a3)) + _i16(a4 + a5))
+    Q = _i16(_i16(_i16(P ^ _i16(t0 ^ t1)) ^ _i16(_i16(t2 ^ t3) ^ _i16(t4 ^ t5))) >> 15)   # the XOR of the sign bits, as a mask
+    m1, m2 = _i16(min(a0, a1)), _i16(max(a0, a1))                       # the two smallest |t|
+    m2 = _i16(min(m2, _i16(max(m1, a2)))); m1 = _i16(min(m1, a2))
+    m2 = _i16(min(m2, _i16(max(m1, a3)))); m1 = _i16(min(m1, a3))
+    m2 = _i16(min(m2, _i16(max(m1, a4)))); m1 = _i16(min(m1, a4))
+    m2 = _i16(min(m2, _i16(max(m1, a5)))); m1 = _i16(min(m1, a5))
+    d1, d2 = _i16(m1 + m1), _i16(m2 + m2)
+    d1q, d2q = _i16(d1 & Q), _i16(d2 & Q)
+    d1n, d2n = _i16(d1 - d1q), _i16(d2 - d2q)
+    b = _i16(max(_i16(max(_special16(a0, U[0], V[0], m1, d1q, d1n, d2q, d2n), _special16(a1, U[1], V[1], m1, d1q, d1n, d2q, d2n))),
+                 _i16(max(_special16(a2, U[2], V[2], m1, d1q, d1n, d2q, d2n), _special16(a3, U[3], V[3], m1, d1q, d1n, d2q, d2n)))))
+    b = _i16(max(b, _i16(max(_special16(a4, U[4], V[4], m1, d1q, d1n, d2q, d2n), _special16(a5, U[5], V[5], m1, d1q, d1n, d2q, d2n)))))
+    return _i16(S + b)
+
 @_jit
-def _filter_c16(rows, TT, TU, TV, s1a, s2a, ga):
-    "`_filter_c` in int16, with sign masks: per lane the best (h, p) pair's score, the runner-up pair's, the best pair."
-    for l in range(_LANES16): s1a[l] = -32000; s2a[l] = -32000; ga[l] = 0
+def _filter_c16(rows, T3, C3):
+    "`_filter_c` in int16, with sign masks; C3 (3 _LANES16,) rows: per lane the best (h, p) pair's score, the runner-up pair's, the best pair."
+    L = _LANES16
+    for l in range(L): C3[l] = -32000; C3[L + l] = -32000; C3[2 * L + l] = 0
     for hp in range(128):
-        r0, r1, r2, r3, r4, r5 = rows[hp, 0], rows[hp, 1], rows[hp, 2], rows[hp, 3], rows[hp, 4], rows[hp, 5]
+        R0, R1, R2, R3, R4, R5 = T3[rows[hp, 0]], T3[rows[hp, 1]], T3[rows[hp, 2]], T3[rows[hp, 3]], T3[rows[hp, 4]], T3[rows[hp, 5]]
         P = _i16(-1) if hp & 1 else _i16(0)
         hq = _i16(hp)
-        for l in range(_LANES16):
-            t0, t1, t2, t3, t4, t5 = TT[r0, l], TT[r1, l], TT[r2, l], TT[r3, l], TT[r4, l], TT[r5, l]
-            a0, a1, a2, a3, a4, a5 = _i16(abs(t0)), _i16(abs(t1)), _i16(abs(t2)), _i16(abs(t3)), _i16(abs(t4)), _i16(abs(t5))
-            S = _i16(_i16(_i16(a0 + a1) + _i16(a2 + a3)) + _i16(a4 + a5))
-            Q = _i16(_i16(_i16(P ^ _i16(t0 ^ t1)) ^ _i16(_i16(t2 ^ t3) ^ _i16(t4 ^ t5))) >> 15)   # the XOR of the sign bits, as a mask
-            m1, m2 = _i16(min(a0, a1)), _i16(max(a0, a1))                   # the two smallest |t|
-            m2 = _i16(min(m2, _i16(max(m1, a2)))); m1 = _i16(min(m1, a2))
-            m2 = _i16(min(m2, _i16(max(m1, a3)))); m1 = _i16(min(m1, a3))
-            m2 = _i16(min(m2, _i16(max(m1, a4)))); m1 = _i16(min(m1, a4))
-            m2 = _i16(min(m2, _i16(max(m1, a5)))); m1 = _i16(min(m1, a5))
-            d1, d2 = _i16(m1 + m1), _i16(m2 + m2)
-            d1q, d2q = _i16(d1 & Q), _i16(d2 & Q)
-            d1n, d2n = _i16(d1 - d1q), _i16(d2 - d2q)
-            b = _i16(max(_i16(max(_special16(a0, TU[r0, l], TV[r0, l], m1, d1q, d1n, d2q, d2n), _special16(a1, TU[r1, l], TV[r1, l], m1, d1q, d1n, d2q, d2n))),
-                         _i16(max(_special16(a2, TU[r2, l], TV[r2, l], m1, d1q, d1n, d2q, d2n), _special16(a3, TU[r3, l], TV[r3, l], m1, d1q, d1n, d2q, d2n)))))
-            b = _i16(max(b, _i16(max(_special16(a4, TU[r4, l], TV[r4, l], m1, d1q, d1n, d2q, d2n), _special16(a5, TU[r5, l], TV[r5, l], m1, d1q, d1n, d2q, d2n)))))
-            s1a[l], s2a[l], ga[l] = _keep(_i16(S + b), hq, s1a[l], s2a[l], ga[l])
+        for l in range(L):                                                  # reads six rows, writes one array: six overlap checks
+            v = _pair16(P, (R0[l], R1[l], R2[l], R3[l], R4[l], R5[l]),
+                        (R0[L + l], R1[L + l], R2[L + l], R3[L + l], R4[L + l], R5[L + l]),
+                        (R0[2 * L + l], R1[2 * L + l], R2[2 * L + l], R3[2 * L + l], R4[2 * L + l], R5[2 * L + l]))
+            C3[l], C3[L + l], C3[2 * L + l] = _keep(v, hq, C3[l], C3[L + l], C3[2 * L + l])
 
 # %% ../nbs/03a_fast_search.ipynb #a16e0005
 @_jit
@@ -1182,9 +1193,8 @@ def _int16_kernel(z, FT, F16, S, nt, out):
     for w in prange(nt):
         Zt, M, D = np.empty((24, L), z.dtype), np.empty(L, z.dtype), np.empty(L, z.dtype)     # per-worker scratch
         X, Xq = np.empty((24, L)), np.empty((24, L), np.int16)
-        TT, TU, TV = np.empty((48, L), np.int16), np.empty((48, L), np.int16), np.empty((48, L), np.int16)
-        b1, b2, bg = np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16)
-        c1, c2, cg = np.empty(L, np.int16), np.empty(L, np.int16), np.empty(L, np.int16)
+        T3, B3, C3 = np.empty((48, 3 * L), np.int16), np.empty(3 * L, np.int16), np.empty(3 * L, np.int16)
+        b1, b2, bg, c1, c2, cg = B3[:L], B3[L:2 * L], B3[2 * L:], C3[:L], C3[L:2 * L], C3[2 * L:]   # views of their rows
         Y, S6 = np.empty(L, np.int32), np.empty(_STATS16 * L, np.int16)
         V1, V2, V3, I1, I2, QMIN = S6[:L], S6[L:2 * L], S6[2 * L:3 * L], S6[3 * L:4 * L], S6[4 * L:5 * L], S6[5 * L:]   # views of its rows
         st, win, t6, row = np.empty(2), np.empty(3, np.int64), np.empty(6), np.empty(24)
@@ -1192,9 +1202,9 @@ def _int16_kernel(z, FT, F16, S, nt, out):
         for blk in range(w, nb, nt):
             n0 = blk * L
             _load16(z, n0, Zt, M, D, X, Xq)
-            _filter_b16(Xq, tet16, skip16, slot16, b1, b2, bg)
-            _columns16(Xq, cell, neg, TT, TU, TV)
-            _filter_c16(rows, TT, TU, TV, c1, c2, cg)
+            _filter_b16(Xq, tet16, skip16, slot16, B3)
+            _columns16(Xq, cell, neg, T3)
+            _filter_c16(rows, T3, C3)
             _stats16(Xq, Y, S6)
             for l in range(L): sg[l] = sign[cg[l]]
             _pairs16(X, sg, cell, R)                                      # each lane's best pair, exactly
